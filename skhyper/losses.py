@@ -1,0 +1,199 @@
+"""The hyperspherical regulariser of the compressed VAE (spec/compvae.md).
+
+Every term acts on minibatch statistics (mean and std over the batch) of the
+radius and angle cosines of the encoder's mean ``mu`` and scale ``sigma``.
+
+Normalisation across latent sizes (ours): the angular sums are divided by
+``sum_i beta_i`` and multiplied by the same sum at the authors' n = 128, and
+the radial terms are measured in units of the expected radius
+``sqrt(n - 1/2)`` times the authors' radius. At n = 128 the terms are exactly
+the authors'; at other n the balance between angular and radial terms, and
+between mu and sigma, stays as it is at n = 128, so the gains need no
+retuning when ``latent_dim`` changes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from .coordinates import isotropic_cos_std, isotropic_radius, to_hyperspherical
+
+ALPHA = 0.05
+STD_EPS = 1e-4
+ROLL_STEP = 10  # class c is gathered around Cartesian axis c * ROLL_STEP
+REFERENCE_DIM = 128  # the latent size the authors' gains were tuned at
+
+GAIN_PHI_MU = 1000.0
+GAIN_R_MU = 300.0
+GAIN_R_SIGMA = 500.0
+SIGMA_RADIUS_FRACTION = 0.001
+SIGMA_RADIUS_STD = math.sqrt(0.5)
+RADIAL_TERM_GAIN = 50.0
+
+COMPRESSIONS = ("full", "first", "none")
+
+
+def batch_stats(s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and ``sqrt(unbiased var + 1e-4)`` over the batch (dim 0)."""
+    mean = s.mean(dim=0)
+    if s.shape[0] > 1:
+        var = s.var(dim=0, unbiased=True)
+    else:
+        var = torch.zeros_like(mean)
+    return mean, torch.sqrt(var + STD_EPS)
+
+
+def d_var(std: torch.Tensor, target: torch.Tensor | float) -> torch.Tensor:
+    """``(s + 1 - b)^2 - log (s + 1 - b)^2 - 1``; allows a target of 0."""
+    x = (std + 1.0 - target) ** 2
+    return x - torch.log(x) - 1.0
+
+
+def d_ratio(std: torch.Tensor, target: float) -> torch.Tensor:
+    """``(s / b)^2 - log (s / b)^2 - 1`` for a target ``b > 0``."""
+    x = (std / target) ** 2
+    return x - torch.log(x) - 1.0
+
+
+def angle_gains(n: int, device: torch.device | None = None) -> torch.Tensor:
+    """``beta_i = 50 sqrt(n) / sqrt(i)``, i = 1..n-1."""
+    i = torch.arange(1, n, dtype=torch.float32, device=device)
+    return 50.0 * math.sqrt(n) / torch.sqrt(i)
+
+
+def _angle_gain_sum(n: int) -> float:
+    return float(sum(50.0 * math.sqrt(n) / math.sqrt(i) for i in range(1, n)))
+
+
+@dataclass
+class MeanWeights:
+    """Weights of the angular mean terms of ``mu`` at one point of training."""
+
+    first: float = 100.0
+    tail: float = 1.0
+
+
+class HypersphericalRegulariser(torch.nn.Module):
+    """``KLD_HS`` of spec/compvae.md for an ``n``-dimensional latent.
+
+    Parameters
+    ----------
+    n : int
+        Latent dimension (>= 2).
+    compression : {"full", "first", "none"}
+        Mean targets of mu's angle cosines: all 1 (north pole), first only,
+        or none (isotropic: all 0).
+    sigma_angle_gain : float
+        Gain of the angular term of sigma (the authors' CIFAR value is 5e5).
+    """
+
+    def __init__(self, n: int, compression: str, sigma_angle_gain: float) -> None:
+        super().__init__()
+        if n < 2:
+            raise ValueError("the latent needs at least 2 dimensions")
+        if compression not in COMPRESSIONS:
+            raise ValueError(f"compression must be one of {COMPRESSIONS}")
+        self.n = n
+        self.compression = compression
+        self.sigma_angle_gain = float(sigma_angle_gain)
+        beta = angle_gains(n)
+        # normalised so that the angular sums weigh as at n = REFERENCE_DIM
+        beta = beta * (_angle_gain_sum(REFERENCE_DIM) / float(beta.sum()))
+        self.register_buffer("beta", beta)
+        iso_std = isotropic_cos_std(n)
+        self.register_buffer("mu_std_target", iso_std)
+        mean_target = torch.zeros(n - 1)
+        if compression == "full":
+            mean_target[:] = 1.0
+        elif compression == "first":
+            mean_target[0] = 1.0
+        self.register_buffer("mu_mean_target", mean_target)
+        self.register_buffer("sigma_mean_target", iso_std.clone())
+        self.radius = isotropic_radius(n)
+        # radial quantities are compared in units of the n = 128 radius
+        self.radial_scale = isotropic_radius(REFERENCE_DIM) / self.radius
+
+    def _mu_mean_weights(self, weights: MeanWeights) -> torch.Tensor:
+        w = torch.full_like(self.beta, weights.tail)
+        w[0] = weights.first
+        w[-1] = 0.0  # the mean part skips mu's last angle
+        return w
+
+    def _angular(
+        self,
+        cos: torch.Tensor,
+        std_target: torch.Tensor | float,
+        mean_target: torch.Tensor,
+        mean_weights: torch.Tensor,
+    ) -> torch.Tensor:
+        mean, std = batch_stats(cos)
+        spread = (self.beta * d_var(std, std_target)).sum()
+        centre = (self.beta * mean_weights * (mean - mean_target) ** 2).sum()
+        return spread + ALPHA * centre
+
+    def forward(
+        self,
+        mu: torch.Tensor,
+        sigma: torch.Tensor,
+        weights: MeanWeights,
+        labels: torch.Tensor | None = None,
+        n_classes: int = 1,
+    ) -> dict[str, torch.Tensor]:
+        """The four terms and their weighted total.
+
+        With ``labels`` (class-conditional mode) each class c's ``mu`` is
+        rolled by ``-c * ROLL_STEP`` before its own angular statistics; the
+        radial and sigma terms use the whole batch.
+        """
+        w_mu = self._mu_mean_weights(weights)
+        if labels is None:
+            _, cos_mu = to_hyperspherical(mu)
+            phi_mu = self._angular(cos_mu, self.mu_std_target, self.mu_mean_target, w_mu)
+        else:
+            phi_mu = mu.new_zeros(())
+            for c in range(n_classes):
+                rows = mu[labels == c]
+                if rows.shape[0] == 0:
+                    continue
+                _, cos_c = to_hyperspherical(torch.roll(rows, shifts=-c * ROLL_STEP, dims=1))
+                phi_mu = phi_mu + self._angular(
+                    cos_c, self.mu_std_target, self.mu_mean_target, w_mu
+                )
+
+        r_mu = torch.linalg.vector_norm(mu, dim=1) * self.radial_scale
+        mean_r, std_r = batch_stats(r_mu)
+        target_r = self.radius * self.radial_scale
+        rad_mu = RADIAL_TERM_GAIN * d_var(std_r, 0.0) + RADIAL_TERM_GAIN * (
+            mean_r - target_r
+        ) ** 2
+
+        r_sigma, cos_sigma = to_hyperspherical(sigma)
+        phi_sigma = self._angular(
+            cos_sigma, 0.0, self.sigma_mean_target, torch.ones_like(self.beta)
+        )
+        mean_rs, std_rs = batch_stats(r_sigma * self.radial_scale)
+        rad_sigma = RADIAL_TERM_GAIN * d_ratio(std_rs, SIGMA_RADIUS_STD) + RADIAL_TERM_GAIN * (
+            mean_rs - SIGMA_RADIUS_FRACTION * target_r
+        ) ** 2
+
+        total = (
+            GAIN_PHI_MU * phi_mu
+            + GAIN_R_MU * rad_mu
+            + self.sigma_angle_gain * phi_sigma
+            + GAIN_R_SIGMA * rad_sigma
+        )
+        return {
+            "total": total,
+            "angular_mu": phi_mu,
+            "radial_mu": rad_mu,
+            "angular_sigma": phi_sigma,
+            "radial_sigma": rad_sigma,
+        }
+
+
+def reconstruction_error(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Squared error summed over features, mean over the batch."""
+    return ((x_hat - x) ** 2).flatten(1).sum(dim=1).mean()
