@@ -1,0 +1,499 @@
+"""Shared pieces of the benchmark scripts: data, protocol splits, methods, results.
+
+Every script runs its methods side by side in one process on the same splits,
+with fixed seeds, and writes raw results under ``benchmarks/results/``:
+``<protocol>.csv`` (one row per data set and method), ``<protocol>_roc.json``
+(ROC curve points for the plots) and ``<protocol>.md`` (a Markdown section).
+``benchmarks/make_report.py`` assembles ``doc/benchmarks.md`` from those files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import gzip
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS_DIR = os.path.join(REPO, "benchmarks", "results")
+sys.path.insert(0, REPO)  # run from a checkout without installing
+
+from skhyper.metrics import (  # noqa: E402
+    fpr_at_95_tpr,
+    outlier_average_precision,
+    outlier_roc_auc,
+)
+
+SEED = 0
+
+
+# ----------------------------------------------------------------------- data dir
+
+
+def default_data_dir() -> str | None:
+    """``../shared/data`` relative to the repository root, when it exists."""
+    for cand in (
+        os.path.join(REPO, "..", "shared", "data"),
+        os.path.join(REPO, "shared", "data"),
+    ):
+        if os.path.isdir(cand):
+            return os.path.normpath(cand)
+    return None
+
+
+def add_common_args(p: argparse.ArgumentParser, methods: Sequence[str]) -> None:
+    """``--data-dir``, ``--datasets``, ``--limit``, ``--methods``, ``--epochs``, ``--tag``."""
+    p.add_argument(
+        "--data-dir",
+        default=default_data_dir(),
+        help="the shared data folder (default: ../shared/data from the repo root)",
+    )
+    p.add_argument(
+        "--datasets",
+        default=None,
+        help="comma-separated names or substrings of the data sets to run",
+    )
+    p.add_argument("--limit", type=int, default=None, help="run only the first N sets")
+    p.add_argument(
+        "--methods",
+        default=",".join(methods),
+        help="comma-separated methods (default: %(default)s)",
+    )
+    p.add_argument(
+        "--epochs", type=int, default=None, help="epochs of the skhyper VAEs (default theirs)"
+    )
+    p.add_argument(
+        "--tag",
+        default="",
+        help="suffix of the results files (e.g. 'smoke' writes <protocol>_smoke.csv)",
+    )
+
+
+def require(data_dir: str | None, relpaths: Sequence[str]) -> list[str]:
+    """Absolute paths of ``relpaths`` under ``data_dir``; exit 2 naming any missing."""
+    if data_dir is None:
+        sys.exit(
+            "error: no data folder: pass --data-dir pointing at shared/data "
+            f"(needs: {', '.join(relpaths[:5])}{' ...' if len(relpaths) > 5 else ''})"
+        )
+    paths = [os.path.join(data_dir, r) for r in relpaths]
+    missing = [r for r, p in zip(relpaths, paths) if not os.path.exists(p)]
+    if missing:
+        sys.exit(
+            f"error: missing data file(s) under {data_dir}: {', '.join(missing)}\n"
+            "see shared/data/README.md for where they come from"
+        )
+    return paths
+
+
+def select(names: Sequence[str], spec: str | None, limit: int | None) -> list[str]:
+    """Names matching any comma-separated item of ``spec`` (exact or substring)."""
+    out = list(names)
+    if spec:
+        items = [s.strip() for s in spec.split(",") if s.strip()]
+        out = [n for n in out if any(i == n or i.lower() in n.lower() for i in items)]
+        if not out:
+            sys.exit(f"error: no data set matches --datasets {spec!r}; have {list(names)}")
+    if limit is not None:
+        out = out[:limit]
+    return out
+
+
+def load_npz(path: str) -> tuple[np.ndarray, np.ndarray]:
+    with np.load(path, allow_pickle=False) as z:
+        return np.asarray(z["X"], dtype=np.float64), np.asarray(z["y"]).astype(int).ravel()
+
+
+def _idx(path: str, offset: int) -> np.ndarray:
+    with gzip.open(path, "rb") as fh:
+        return np.frombuffer(fh.read(), np.uint8, offset=offset)
+
+
+def load_fmnist(data_dir: str | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Fashion-MNIST as float64 in [0, 1]: X_train (60000, 784), y_train, X_test, y_test."""
+    names = [
+        "images/fashion-mnist/train-images-idx3-ubyte.gz",
+        "images/fashion-mnist/train-labels-idx1-ubyte.gz",
+        "images/fashion-mnist/t10k-images-idx3-ubyte.gz",
+        "images/fashion-mnist/t10k-labels-idx1-ubyte.gz",
+    ]
+    ptr, ltr, pte, lte = require(data_dir, names)
+    Xtr = _idx(ptr, 16).reshape(-1, 784).astype(np.float64) / 255.0
+    Xte = _idx(pte, 16).reshape(-1, 784).astype(np.float64) / 255.0
+    return Xtr, _idx(ltr, 8).astype(int), Xte, _idx(lte, 8).astype(int)
+
+
+# ------------------------------------------------------------------------ splits
+
+
+def one_class_split(
+    X: np.ndarray,
+    y: np.ndarray,
+    seed: int = SEED,
+    train_frac: float = 0.7,
+    max_train: int = 10_000,
+    max_test: int = 10_000,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The tabular / embeddings protocol of spec/benchmarks.md.
+
+    Normal rows shuffled with ``seed``; the first 70% (at most ``max_train``)
+    train. Test = the other normals plus every anomaly; when that exceeds
+    ``max_test`` rows, ``max_test`` of them are drawn uniformly at random with
+    ``seed`` (the contamination rate is kept in expectation). StandardScaler
+    fitted on the training rows.
+    """
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(seed)
+    normal = rng.permutation(np.flatnonzero(y == 0))
+    n_train = min(int(round(train_frac * len(normal))), max_train)
+    train = normal[:n_train]
+    test = np.r_[normal[n_train:], np.flatnonzero(y == 1)]
+    if len(test) > max_test:
+        test = np.sort(rng.choice(test, size=max_test, replace=False))
+    scaler = StandardScaler().fit(X[train])
+    return scaler.transform(X[train]), scaler.transform(X[test]), y[test]
+
+
+# ----------------------------------------------------------------------- methods
+
+
+class KNNMean:
+    """kNN peer: mean Euclidean distance to the k nearest training rows."""
+
+    def __init__(self, n_neighbors: int = 5) -> None:
+        self.n_neighbors = n_neighbors
+
+    def fit(self, X: np.ndarray) -> KNNMean:
+        from sklearn.neighbors import NearestNeighbors
+
+        self.nn_ = NearestNeighbors(n_neighbors=self.n_neighbors).fit(X)
+        return self
+
+    def score_samples(self, X: np.ndarray) -> np.ndarray:
+        return -self.nn_.kneighbors(X)[0].mean(axis=1)
+
+
+class PyODWrapper:
+    """PyOD detector with the sklearn sign (``score_samples`` = -decision_function)."""
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self.make = make
+
+    def fit(self, X: np.ndarray) -> PyODWrapper:
+        self.model_ = self.make().fit(X)
+        return self
+
+    def score_samples(self, X: np.ndarray) -> np.ndarray:
+        return -np.asarray(self.model_.decision_function(X), dtype=np.float64)
+
+
+def pyod_available() -> bool:
+    try:
+        import pyod  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+LABELS = {
+    "compvae": "CompVAE+kNN",
+    "vmf": "vMF+kNN",
+    "vae": "VAE+kNN (compression=none)",
+    "sparker": "SparKer (ref. mode)",
+    "iforest": "IsolationForest",
+    "lof": "LOF",
+    "knn": "kNN (k=5)",
+    "knn3": "kNN (k=3)",
+    "pyod_vae": "PyOD VAE",
+    "pyod_ae": "PyOD AutoEncoder",
+}
+
+
+def make_method(
+    name: str,
+    *,
+    seed: int = SEED,
+    epochs: int | None = None,
+    image_shape: tuple[int, int, int] | None = None,
+    n_permutations: int | None = None,
+) -> Any:
+    """A fresh estimator with ``fit(X)`` / ``score_samples(X)`` (higher = normal).
+
+    ``sparker`` is fitted differently (see :func:`run_one_class`).
+    """
+    deep: dict[str, Any] = {"random_state": seed}
+    if epochs is not None:
+        deep["epochs"] = epochs
+    if image_shape is not None:
+        deep["image_shape"] = image_shape
+    if name in ("compvae", "vae"):
+        from skhyper.compvae import CompVAEDetector
+
+        return CompVAEDetector(compression="full" if name == "compvae" else "none", **deep)
+    if name == "vmf":
+        from skhyper.compvae import VMFDetector
+
+        return VMFDetector(**deep)
+    if name == "sparker":
+        from skhyper.sparker import SparKerDetector
+
+        kw: dict[str, Any] = {"calibration": "permutation", "random_state": seed}
+        if n_permutations is not None:
+            kw["n_permutations"] = n_permutations
+        return SparKerDetector(**kw)
+    if name == "iforest":
+        from sklearn.ensemble import IsolationForest
+
+        return IsolationForest(random_state=seed)
+    if name == "lof":
+        from sklearn.neighbors import LocalOutlierFactor
+
+        return LocalOutlierFactor(novelty=True)
+    if name == "knn":
+        return KNNMean(5)
+    if name == "knn3":
+        return KNNMean(3)
+    if name == "pyod_vae":
+        from pyod.models.vae import VAE
+
+        return PyODWrapper(lambda: VAE(random_state=seed))
+    if name == "pyod_ae":
+        from pyod.models.auto_encoder import AutoEncoder
+
+        return PyODWrapper(lambda: AutoEncoder(random_state=seed))
+    raise ValueError(f"unknown method {name!r}; have {list(LABELS)}")
+
+
+def parse_methods(spec: str) -> tuple[list[str], list[str]]:
+    """Methods to run, and notes about those skipped (PyOD when not installed)."""
+    methods = [m.strip() for m in spec.split(",") if m.strip()]
+    bad = [m for m in methods if m not in LABELS]
+    if bad:
+        sys.exit(f"error: unknown method(s) {bad}; have {list(LABELS)}")
+    notes = []
+    if any(m.startswith("pyod") for m in methods) and not pyod_available():
+        notes.append("PyOD VAE / AutoEncoder skipped: pyod is not installed (optional)")
+        methods = [m for m in methods if not m.startswith("pyod")]
+    return methods, notes
+
+
+def _roc_points(y: np.ndarray, anomaly: np.ndarray, n: int = 101) -> dict[str, list]:
+    from sklearn.metrics import roc_curve
+
+    fpr, tpr, _ = roc_curve(y, anomaly)
+    grid = np.linspace(0, 1, n)
+    return {"fpr": grid.round(4).tolist(), "tpr": np.interp(grid, fpr, tpr).round(4).tolist()}
+
+
+def run_one_class(
+    dataset: str,
+    methods: Sequence[str],
+    X_train: np.ndarray,
+    X_test: np.ndarray,
+    y_test: np.ndarray,
+    *,
+    seed: int = SEED,
+    epochs: int | None = None,
+    image_shape: tuple[int, int, int] | None = None,
+    n_permutations: int | None = None,
+    rocs: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """Fit / score every method on one split; one result row per method.
+
+    SparKer runs in reference mode: fitted on the test set with the training set
+    as ``X_ref``, then scoring the test set. A method that raises is recorded
+    with its error and NaN metrics, and the run goes on.
+    """
+    rows = []
+    for m in methods:
+        row: dict[str, Any] = {
+            "dataset": dataset,
+            "method": m,
+            "n_train": len(X_train),
+            "n_test": len(X_test),
+            "n_anomalies": int(y_test.sum()),
+            "d": X_train.shape[1],
+            "auroc": np.nan,
+            "ap": np.nan,
+            "fpr95": np.nan,
+            "fit_s": np.nan,
+            "score_s": np.nan,
+            "error": "",
+        }
+        print(f"  {dataset:<28} {LABELS[m]:<28}", end="", flush=True)
+        try:
+            kw = {"image_shape": image_shape} if m in ("compvae", "vmf", "vae") else {}
+            est = make_method(
+                m, seed=seed, epochs=epochs, n_permutations=n_permutations, **kw
+            )
+            t0 = time.perf_counter()
+            if m == "sparker":
+                est.fit(X_test, X_ref=X_train)
+            else:
+                est.fit(X_train)
+            t1 = time.perf_counter()
+            s = np.asarray(est.score_samples(X_test), dtype=np.float64)
+            t2 = time.perf_counter()
+            row.update(
+                fit_s=t1 - t0,
+                score_s=t2 - t1,
+                auroc=outlier_roc_auc(y_test, s),
+                ap=outlier_average_precision(y_test, s),
+                fpr95=fpr_at_95_tpr(y_test, s),
+            )
+            if m == "sparker" and hasattr(est, "pvalue_"):
+                row["pvalue"] = float(est.pvalue_)
+            if rocs is not None:
+                rocs.setdefault(dataset, {})[m] = _roc_points(y_test, -s)
+            print(
+                f" AUROC {row['auroc']:.3f}  AP {row['ap']:.3f}  FPR95 {row['fpr95']:.3f}"
+                f"  fit {row['fit_s']:7.2f}s  score {row['score_s']:6.2f}s",
+                flush=True,
+            )
+        except Exception as exc:  # recorded, the run goes on
+            row["error"] = f"{type(exc).__name__}: {exc}"[:300]
+            print(f" FAILED {row['error']}", flush=True)
+        rows.append(row)
+    return rows
+
+
+# ----------------------------------------------------------------------- results
+
+
+def environment() -> dict[str, str]:
+    import sklearn
+    import torch
+
+    return {
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpus": str(os.cpu_count()),
+        "torch_threads": str(torch.get_num_threads()),
+        "sklearn": sklearn.__version__,
+        "torch": torch.__version__,
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+
+
+def results_path(protocol: str, tag: str, ext: str) -> str:
+    os.makedirs(RESULTS_DIR, exist_ok=True)
+    suffix = f"_{tag}" if tag else ""
+    return os.path.join(RESULTS_DIR, f"{protocol}{suffix}{ext}")
+
+
+def write_csv(rows: Sequence[dict[str, Any]], path: str) -> None:
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=keys)
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: _fmt_cell(r.get(k, "")) for k in keys})
+
+
+def _fmt_cell(v: Any) -> Any:
+    if isinstance(v, float):
+        return "" if np.isnan(v) else repr(round(v, 6))
+    return v
+
+
+def read_csv(path: str) -> list[dict[str, Any]]:
+    with open(path, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    for r in rows:
+        for k, v in r.items():
+            try:
+                r[k] = float(v) if v not in ("", None) else np.nan
+            except ValueError:
+                pass
+    return rows
+
+
+def one_class_markdown(
+    rows: Sequence[dict[str, Any]], title: str, header_lines: Sequence[str]
+) -> str:
+    """Per-data-set AUROC table plus a summary (means, time ratios to IsolationForest)."""
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    datasets = list(dict.fromkeys(r["dataset"] for r in rows))
+    by = {(r["dataset"], r["method"]): r for r in rows}
+
+    def val(ds: str, m: str, k: str) -> float:
+        r = by.get((ds, m))
+        v = r.get(k) if r else np.nan
+        return float(v) if isinstance(v, (int, float)) and v == v else np.nan
+
+    out = [f"## {title}", ""] + [f"{h}  " for h in header_lines] + [""]
+    out.append("| method | mean AUROC | mean AP | mean FPR95 | sets run | "
+               "fit+score s (sum) | time / IsolationForest |")
+    out.append("|---|---|---|---|---|---|---|")
+    ok_all = [ds for ds in datasets if all(val(ds, m, "auroc") == val(ds, m, "auroc")
+                                           for m in methods)]
+    if_time = sum(val(ds, "iforest", "fit_s") + val(ds, "iforest", "score_s")
+                  for ds in ok_all) if "iforest" in methods else np.nan
+    for m in methods:
+        au = [val(ds, m, "auroc") for ds in ok_all]
+        ap = [val(ds, m, "ap") for ds in ok_all]
+        fp = [val(ds, m, "fpr95") for ds in ok_all]
+        t = sum(val(ds, m, "fit_s") + val(ds, m, "score_s") for ds in ok_all)
+        ratio = t / if_time if if_time and if_time == if_time else np.nan
+        n_run = sum(val(ds, m, "auroc") == val(ds, m, "auroc") for ds in datasets)
+        out.append(
+            f"| {LABELS.get(m, m)} | {_f(np.mean(au) if au else np.nan)} | "
+            f"{_f(np.mean(ap) if ap else np.nan)} | {_f(np.mean(fp) if fp else np.nan)} | "
+            f"{n_run}/{len(datasets)} | {t:.1f} | {_f(ratio, 2)}× |"
+        )
+    out += ["", f"Means over the {len(ok_all)} data sets on which every method ran.", ""]
+    out.append("| data set | " + " | ".join(LABELS.get(m, m) for m in methods) + " |")
+    out.append("|---|" + "---|" * len(methods))
+    for ds in datasets:
+        cells = []
+        for m in methods:
+            r = by.get((ds, m))
+            if r is None:
+                cells.append("–")
+            elif r.get("error"):
+                cells.append("error")
+            else:
+                cells.append(_f(val(ds, m, "auroc")))
+        out.append(f"| {ds} | " + " | ".join(cells) + " |")
+    errs = [r for r in rows if r.get("error")]
+    if errs:
+        out += ["", "Errors:", ""] + [
+            f"- {r['dataset']} / {LABELS.get(r['method'], r['method'])}: {r['error']}"
+            for r in errs
+        ]
+    return "\n".join(out) + "\n"
+
+
+def _f(v: float, nd: int = 3) -> str:
+    return "–" if v != v else f"{v:.{nd}f}"
+
+
+def write_outputs(
+    protocol: str,
+    tag: str,
+    rows: Sequence[dict[str, Any]],
+    markdown: str,
+    extra_json: dict[str, Any] | None = None,
+) -> None:
+    """``<protocol>[_tag].csv``, ``.md`` and (when given) ``_roc.json`` / extras."""
+    csv_path = results_path(protocol, tag, ".csv")
+    write_csv(rows, csv_path)
+    md_path = results_path(protocol, tag, ".md")
+    with open(md_path, "w", encoding="utf-8") as fh:
+        fh.write(markdown)
+    written = [csv_path, md_path]
+    if extra_json is not None:
+        js = results_path(protocol, tag, ".json")
+        with open(js, "w", encoding="utf-8") as fh:
+            json.dump(extra_json, fh)
+        written.append(js)
+    print("\nwrote " + ", ".join(os.path.relpath(p, REPO) for p in written))

@@ -1,0 +1,81 @@
+"""Fashion-MNIST one-class protocol (spec/benchmarks.md).
+
+For each class c: train on all 6,000 training images of c, test on the full
+10,000-image test set with label != c as anomaly; pixels scaled to [0, 1].
+``--quick`` subsamples (2,000 train / 3,000 test rows, seed 0) and says so.
+
+    python benchmarks/bench_fmnist.py                    # full protocol, 10 classes
+    python benchmarks/bench_fmnist.py --quick --classes 0,1
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import numpy as np
+
+import _common as C
+
+DEFAULT_METHODS = ("compvae", "vmf", "vae", "iforest", "lof", "knn", "knn3", "pyod_vae", "pyod_ae")
+CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+           "Sneaker", "Bag", "Ankle boot"]
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    C.add_common_args(p, DEFAULT_METHODS)
+    p.add_argument("--classes", default="0,1,2,3,4,5,6,7,8,9",
+                   help="comma-separated normal classes (default all ten)")
+    p.add_argument("--quick", action="store_true",
+                   help="subsample: 2,000 train / 3,000 test rows per class (seed 0)")
+    p.add_argument("--n-train", type=int, default=2000, help="--quick training rows")
+    p.add_argument("--n-test", type=int, default=3000, help="--quick test rows")
+    p.add_argument("--mlp", action="store_true",
+                   help="skhyper VAEs on flat rows (MLP) instead of image_shape=(1, 28, 28)")
+    args = p.parse_args()
+    methods, notes = C.parse_methods(args.methods)
+    Xtr_all, ytr_all, Xte_all, yte_all = C.load_fmnist(args.data_dir)
+    classes = [int(c) for c in args.classes.split(",") if c.strip()]
+    if args.datasets or args.limit:
+        names = C.select([f"class{c}" for c in classes], args.datasets, args.limit)
+        classes = [int(n[5:]) for n in names]
+    image_shape = None if args.mlp else (1, 28, 28)
+    mode = (f"QUICK (subsampled: {args.n_train} train / {args.n_test} test rows per "
+            "class, seed 0; not the full protocol)" if args.quick else
+            "full protocol (6,000 train images of the class; 10,000 test images)")
+    header = [
+        f"protocol: fmnist one-class, {mode}; pixels in [0, 1]; "
+        f"skhyper VAEs {'MLP' if args.mlp else 'conv, image_shape=(1, 28, 28)'}",
+        f"methods: {', '.join(C.LABELS[m] for m in methods)}; epochs: "
+        f"{args.epochs if args.epochs else 'default'}",
+        "environment: " + ", ".join(f"{k} {v}" for k, v in C.environment().items()),
+    ] + notes
+    print("\n".join(header), flush=True)
+    rows, rocs = [], {}
+    t0 = time.perf_counter()
+    for i, c in enumerate(classes, 1):
+        Xtr = Xtr_all[ytr_all == c]
+        Xte, yte = Xte_all, (yte_all != c).astype(int)
+        if args.quick:
+            rng = np.random.default_rng(C.SEED)
+            Xtr = Xtr[np.sort(rng.choice(len(Xtr), min(args.n_train, len(Xtr)), replace=False))]
+            keep = np.sort(rng.choice(len(Xte), min(args.n_test, len(Xte)), replace=False))
+            Xte, yte = Xte[keep], yte[keep]
+        name = f"class{c} {CLASSES[c]}"
+        print(f"[{i}/{len(classes)}] {name}: train {Xtr.shape}, test {len(Xte)} "
+              f"({int(yte.sum())} anomalies)", flush=True)
+        rows += C.run_one_class(name, methods, Xtr, Xte, yte, epochs=args.epochs,
+                                image_shape=image_shape, rocs=rocs)
+    header.append(f"wall time of the run: {time.perf_counter() - t0:.0f} s")
+    title = "fmnist (QUICK subsample)" if args.quick else "fmnist"
+    md = C.one_class_markdown(rows, title, header)
+    print("\n" + md)
+    tag = args.tag or ("quick" if args.quick else "")
+    C.write_outputs("fmnist", tag, rows, md, {"roc": rocs, "header": header})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

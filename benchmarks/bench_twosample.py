@@ -1,0 +1,258 @@
+"""Two-sample protocol (spec/benchmarks.md): SparKer against a classifier
+two-sample test (C2ST) and a Gaussian-kernel MMD test.
+
+Cases (R = reference, D = data; a fraction eps of D's N_D rows is injected):
+
+- ``bump``: R ~ N(0, I_4), N_R = 10,000; D ~ (1 - eps) N(0, I_4) + eps N(mu*, 0.1^2 I),
+  mu* = (1.5, 1.5, 0, 0), N_D = 2,000.
+- ``cms``: CMS dimuon events of the phi window (peakdata4) as R (4,000 rows) and
+  the nominal part of D (the other rows, N_D up to 3,900), omega-window events
+  (peakdata5) injected; features pt, eta, phi of both muons and the pair mass M.
+- ``satellite``: ADBench satellite normal rows split in half between R and D,
+  satellite anomalies injected.
+
+Each draw reshuffles everything with seed = draw index. Per method: power at
+alpha = 0.05 (fraction of draws with p < 0.05; at eps = 0 this is the rejection
+rate under the null), mean p, and the per-row AUROC of its score inside D
+(injected rows = positive). SparKer: SparKerDetector(calibration="permutation")
+fitted on D with X_ref = R (what ``skhyper.stats.sparker_test`` runs), p = pvalue_,
+score = -score_samples(D); also whether its largest positive kernel sits on the
+injected population (nearest D row to that centre is injected). C2ST:
+HistGradientBoostingClassifier trained on a stratified half of D u R, one-sided
+Mann-Whitney p of its scores of D vs R rows on the other half. MMD: Gaussian
+kernel, median-heuristic width, biased MMD^2, permutation p with the same
+number of permutations; D and R each subsampled to at most --mmd-max-rows.
+
+    python benchmarks/bench_twosample.py
+    python benchmarks/bench_twosample.py --quick --cases bump
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any
+
+import numpy as np
+
+import _common as C
+from skhyper.metrics import outlier_roc_auc
+
+CASES = {
+    "bump": [0.0, 0.005, 0.01, 0.02],
+    "cms": [0.0, 0.005, 0.01],
+    "satellite": [0.0, 0.01, 0.03],
+}
+ALPHA = 0.05
+
+
+def _cms(data_dir: str | None) -> tuple[np.ndarray, np.ndarray]:
+    paths = C.require(data_dir, ["physics/cms_opendata/peakdata4.csv",
+                                 "physics/cms_opendata/peakdata5.csv"])
+    cols = ["pt1", "eta1", "phi1", "pt2", "eta2", "phi2", "M"]
+    out = []
+    for p in paths:
+        a = np.genfromtxt(p, delimiter=",", names=True, dtype=None, encoding="utf-8")
+        out.append(np.column_stack([a[c].astype(np.float64) for c in cols]))
+    return out[0], out[1]
+
+
+def make_draw(case: str, eps: float, draw: int, src: dict[str, Any], scale: float
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """(D, R, injected mask of D, planted centre or None) for one draw."""
+    rng = np.random.default_rng(draw)
+    if case == "bump":
+        n_r, n_d = int(10_000 * scale), int(2_000 * scale)
+        mu = np.array([1.5, 1.5, 0.0, 0.0])
+        n_inj = int(round(eps * n_d))
+        R = rng.normal(size=(n_r, 4))
+        D = np.r_[rng.normal(size=(n_d - n_inj, 4)), mu + 0.1 * rng.normal(size=(n_inj, 4))]
+        inj = np.r_[np.zeros(n_d - n_inj, bool), np.ones(n_inj, bool)]
+        return D, R, inj, mu
+    nominal, anomalies = src[case]
+    perm = rng.permutation(len(nominal))
+    if case == "cms":
+        n_r = int(4_000 * scale)
+        n_d = min(len(nominal) - n_r, int(3_900 * scale))
+    else:
+        n_r = int(len(nominal) // 2 * scale)
+        n_d = min(len(nominal) - n_r, n_r)
+    n_inj = int(round(eps * n_d))
+    R = nominal[perm[:n_r]]
+    D_nom = nominal[perm[n_r:n_r + n_d - n_inj]]
+    D = np.r_[D_nom, anomalies[rng.choice(len(anomalies), n_inj, replace=False)]]
+    inj = np.r_[np.zeros(len(D_nom), bool), np.ones(n_inj, bool)]
+    return D, R, inj, None
+
+
+def run_sparker(D, R, inj, mu, n_perm, seed) -> dict[str, Any]:
+    from skhyper.sparker import SparKerDetector
+
+    est = SparKerDetector(calibration="permutation", n_permutations=n_perm,
+                          random_state=seed).fit(D, X_ref=R)
+    out: dict[str, Any] = {"pvalue": float(est.pvalue_), "score": -est.score_samples(D)}
+    amp, centers = np.asarray(est.amplitudes_), np.asarray(est.centers_)
+    if inj.any() and (amp > 0).any():
+        top = centers[int(np.argmax(amp))]
+        out["kernel_on_injected"] = float(inj[np.argmin(((D - top) ** 2).sum(1))])
+        if mu is not None:
+            out["kernel_dist_to_bump"] = float(
+                np.min(np.linalg.norm(centers[amp > 0] - mu, axis=1)))
+    return out
+
+
+def run_c2st(D, R, inj, mu, n_perm, seed) -> dict[str, Any]:
+    from scipy.stats import mannwhitneyu
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.model_selection import train_test_split
+
+    X = np.r_[D, R]
+    lab = np.r_[np.ones(len(D), int), np.zeros(len(R), int)]
+    idx = np.arange(len(X))
+    a, b = train_test_split(idx, test_size=0.5, stratify=lab, random_state=seed)
+    clf = HistGradientBoostingClassifier(random_state=seed).fit(X[a], lab[a])
+    s = clf.predict_proba(X[b])[:, 1]
+    p = mannwhitneyu(s[lab[b] == 1], s[lab[b] == 0], alternative="greater").pvalue
+    b_d = b[lab[b] == 1]  # rows of D in the evaluation half
+    score = np.full(len(D), np.nan)
+    score[b_d] = s[lab[b] == 1]
+    return {"pvalue": float(p), "score": score}
+
+
+def run_mmd(D, R, inj, mu, n_perm, seed, max_rows=2000) -> dict[str, Any]:
+    rng = np.random.default_rng(seed)
+    d_idx = rng.choice(len(D), min(len(D), max_rows), replace=False)
+    Ds = D[d_idx]
+    Rs = R[rng.choice(len(R), min(len(R), max_rows), replace=False)]
+    Z = np.r_[Ds, Rs]
+    Z = (Z - Z.mean(0)) / np.where(Z.std(0) > 0, Z.std(0), 1.0)
+    sq = (Z * Z).sum(1)
+    d2 = np.maximum(sq[:, None] + sq[None, :] - 2 * Z @ Z.T, 0)
+    med = np.median(d2[np.triu_indices(len(Z), 1)])
+    K = np.exp(-d2 / max(med, 1e-12)).astype(np.float32)
+    n_d, n = len(Ds), len(Z)
+    base = np.r_[np.full(n_d, 1.0 / n_d), np.full(n - n_d, -1.0 / (n - n_d))]
+    A = np.empty((n, n_perm + 1), np.float32)
+    A[:, 0] = base
+    for j in range(1, n_perm + 1):
+        A[:, j] = base[rng.permutation(n)]
+    stats = np.einsum("ij,ij->j", A, K @ A)
+    p = (1 + np.sum(stats[1:] >= stats[0])) / (1 + n_perm)
+    witness = K[:, :n_d].mean(1) - K[:, n_d:].mean(1)  # high where D is over-dense
+    score = np.full(len(D), np.nan)
+    score[d_idx] = witness[:n_d]
+    return {"pvalue": float(p), "score": score}
+
+
+RUNNERS = {"sparker": run_sparker, "c2st": run_c2st, "mmd": run_mmd}
+NAMES = {"sparker": "SparKer", "c2st": "C2ST (HGB)", "mmd": "MMD (Gauss)"}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description="two-sample benchmark")
+    p.add_argument("--data-dir", default=C.default_data_dir())
+    p.add_argument("--cases", default=",".join(CASES), help="bump,cms,satellite")
+    p.add_argument("--eps", default=None, help="override the eps list, e.g. 0,0.02")
+    p.add_argument("--methods", default="sparker,c2st,mmd")
+    p.add_argument("--draws", type=int, default=20)
+    p.add_argument("--n-permutations", type=int, default=100)
+    p.add_argument("--mmd-max-rows", type=int, default=2000)
+    p.add_argument("--quick", action="store_true",
+                   help="3 draws, 20 permutations, samples a quarter of the size")
+    p.add_argument("--tag", default="")
+    args = p.parse_args()
+    cases = [c.strip() for c in args.cases.split(",") if c.strip()]
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if any(c not in CASES for c in cases) or any(m not in RUNNERS for m in methods):
+        sys.exit(f"error: cases from {list(CASES)}, methods from {list(RUNNERS)}")
+    draws, n_perm, scale = args.draws, args.n_permutations, 1.0
+    if args.quick:
+        draws, n_perm, scale = min(draws, 3), min(n_perm, 20), 0.25
+    src: dict[str, Any] = {}
+    if "cms" in cases:
+        src["cms"] = _cms(args.data_dir)
+    if "satellite" in cases:
+        (path,) = C.require(args.data_dir, ["adbench/classical/30_satellite.npz"])
+        X, y = C.load_npz(path)
+        src["satellite"] = (X[y == 0], X[y == 1])
+    header = [
+        f"protocol: two-sample, {draws} draws per (case, eps), {n_perm} permutations, "
+        f"alpha = {ALPHA}" + ("; QUICK: a quarter of the sample sizes, not the "
+                              "full protocol" if args.quick else ""),
+        "environment: " + ", ".join(f"{k} {v}" for k, v in C.environment().items()),
+    ]
+    print("\n".join(header), flush=True)
+    rows = []
+    t_start = time.perf_counter()
+    for case in cases:
+        eps_list = ([float(e) for e in args.eps.split(",")] if args.eps else CASES[case])
+        for eps in eps_list:
+            acc: dict[str, list[dict[str, Any]]] = {m: [] for m in methods}
+            for draw in range(draws):
+                D, R, inj, mu = make_draw(case, eps, draw, src, scale)
+                for m in methods:
+                    t0 = time.perf_counter()
+                    try:
+                        kw = {"max_rows": args.mmd_max_rows} if m == "mmd" else {}
+                        r = RUNNERS[m](D, R, inj, mu, n_perm, draw, **kw)
+                        r["error"] = ""
+                    except Exception as exc:
+                        r = {"pvalue": np.nan, "score": None,
+                             "error": f"{type(exc).__name__}: {exc}"[:300]}
+                    r["seconds"] = time.perf_counter() - t0
+                    sc = r.pop("score")
+                    if sc is not None and inj.any():
+                        ok = np.isfinite(sc)
+                        if inj[ok].any() and (~inj[ok]).any():
+                            r["row_auroc"] = outlier_roc_auc(inj[ok].astype(int), sc[ok],
+                                                             higher_is_normal=False)
+                    acc[m].append(r)
+            for m in methods:
+                rs = acc[m]
+                pv = np.array([r["pvalue"] for r in rs], float)
+                row = {
+                    "case": case, "eps": eps, "method": m, "draws": len(rs),
+                    "n_D": len(D), "n_R": len(R), "n_permutations": n_perm,
+                    "power": float(np.mean(pv[np.isfinite(pv)] < ALPHA)) if np.isfinite(pv).any() else np.nan,
+                    "mean_pvalue": float(np.nanmean(pv)) if np.isfinite(pv).any() else np.nan,
+                    "row_auroc": float(np.mean([r["row_auroc"] for r in rs if "row_auroc" in r]))
+                    if any("row_auroc" in r for r in rs) else np.nan,
+                    "seconds_per_draw": float(np.mean([r["seconds"] for r in rs])),
+                    "errors": "; ".join(sorted({r["error"] for r in rs if r["error"]})),
+                }
+                if m == "sparker":
+                    for k in ("kernel_on_injected", "kernel_dist_to_bump"):
+                        v = [r[k] for r in rs if k in r]
+                        row[k] = float(np.mean(v)) if v else np.nan
+                rows.append(row)
+                print(f"  {case:<10} eps={eps:<6} {NAMES[m]:<12} power {row['power']:.2f}  "
+                      f"mean p {row['mean_pvalue']:.3f}  row AUROC {row['row_auroc']:.3f}  "
+                      f"{row['seconds_per_draw']:.1f} s/draw"
+                      + (f"  ERR {row['errors']}" if row["errors"] else ""), flush=True)
+    header.append(f"wall time of the run: {time.perf_counter() - t_start:.0f} s")
+    md = twosample_markdown(rows, header)
+    print("\n" + md)
+    C.write_outputs("twosample", args.tag or ("quick" if args.quick else ""), rows, md)
+    return 0
+
+
+def twosample_markdown(rows, header) -> str:
+    out = ["## two-sample", ""] + [f"{h}  " for h in header] + [""]
+    out.append("| case | eps | method | N_D / N_R | power (p < 0.05) | mean p | "
+               "row AUROC in D | s / draw | SparKer top kernel on injected |")
+    out.append("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        k = r.get("kernel_on_injected", np.nan)
+        out.append(
+            f"| {r['case']} | {r['eps']:g} | {NAMES.get(r['method'], r['method'])} | "
+            f"{int(r['n_D'])} / {int(r['n_R'])} | {C._f(r['power'], 2)} | "
+            f"{C._f(r['mean_pvalue'])} | {C._f(r['row_auroc'])} | "
+            f"{r['seconds_per_draw']:.1f} | {C._f(k, 2) if r['method'] == 'sparker' else ''} |")
+    out += ["", "At eps = 0 the power column is the rejection rate under the null "
+            "(should be near 0.05)."]
+    return "\n".join(out) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
