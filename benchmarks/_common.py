@@ -410,6 +410,8 @@ def read_csv(path: str) -> list[dict[str, Any]]:
         rows = list(csv.DictReader(fh))
     for r in rows:
         for k, v in r.items():
+            if k in ("dataset", "method", "case", "error", "errors"):
+                continue
             try:
                 r[k] = float(v) if v not in ("", None) else np.nan
             except ValueError:
