@@ -1,7 +1,8 @@
 """skhyper: scikit-learn compatible anomaly detectors built on PyTorch."""
 
 from .compvae import CompVAEDetector, VMFDetector
+from .sparker import SparKerDetector
 
 __version__ = "0.1.0"
 
-__all__ = ["CompVAEDetector", "VMFDetector", "__version__"]
+__all__ = ["CompVAEDetector", "VMFDetector", "SparKerDetector", "__version__"]

@@ -1,0 +1,251 @@
+"""Sparse ensembles of competing Gaussian kernels, batched over toys.
+
+The model (Grosso et al. 2025, "SparKer") learns a log density ratio with M
+local kernels sharing one isotropic width sigma:
+
+    l_k(x) = -||x - mu_k||^2 / (2 sigma^2)
+    f(x)   = sum_k a_k softmax_k(l(x)) exp(l_k(x))
+           = sum_k a_k exp(2 l_k(x) - logsumexp_j l_j(x))
+
+evaluated in log space so that it stays finite in thousands of dimensions.
+Every parameter carries a leading *toy* dimension T: T independent problems
+(the observed split, permutation or reference toys, restarts) share the rows
+of one pooled sample and differ only in per-row data / reference weights, so
+they train as one tensor program. Nothing here knows about scikit-learn.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from ._torch import batch_slices
+
+LOG_FLOOR = -40.0
+
+
+def _augment(X: torch.Tensor) -> torch.Tensor:
+    """Rows ``[x, 1, ||x||^2]`` so one matmul yields the log kernels."""
+    ones = torch.ones(X.shape[0], 1, dtype=X.dtype, device=X.device)
+    return torch.cat([X, ones, (X * X).sum(1, keepdim=True)], dim=1)
+
+
+def _augment_centers(centers: torch.Tensor, width: float) -> torch.Tensor:
+    """Columns matching :func:`_augment`: ``X_aug @ result^T == l``."""
+    inv = 1.0 / (width * width)
+    mu2 = (centers * centers).sum(-1, keepdim=True)
+    half = torch.full_like(mu2, -0.5 * inv)
+    return torch.cat([centers * inv, -0.5 * inv * mu2, half], dim=-1)
+
+
+def log_kernels(X: torch.Tensor, centers: torch.Tensor, width: float) -> torch.Tensor:
+    """Exact ``l`` of shape (T, N, M) from explicit differences (no cancellation).
+
+    Used for scoring, where a row's value must not depend on the other rows.
+    """
+    diff = X.unsqueeze(0).unsqueeze(2) - centers.unsqueeze(1)
+    return -(diff * diff).sum(-1) / (2.0 * width * width)
+
+
+class KernelEnsemble(nn.Module):
+    """T independent ensembles of M kernels in d dimensions.
+
+    Parameters
+    ----------
+    centers : Tensor of shape (T, M, d)
+        Initial centres.
+    amplitudes : Tensor of shape (T, M), optional
+        Initial amplitudes (zeros by default).
+    """
+
+    def __init__(
+        self, centers: torch.Tensor, amplitudes: torch.Tensor | None = None
+    ) -> None:
+        super().__init__()
+        self.centers = nn.Parameter(centers.detach().clone())
+        if amplitudes is None:
+            amplitudes = torch.zeros(centers.shape[:2], dtype=centers.dtype)
+        self.amplitudes = nn.Parameter(
+            amplitudes.detach().clone().to(centers.device, centers.dtype)
+        )
+
+    @property
+    def n_toys(self) -> int:
+        return int(self.centers.shape[0])
+
+    def forward(self, X: torch.Tensor, width: float) -> torch.Tensor:
+        """f for every toy and row: shape (T, N). Differentiable (autograd)."""
+        ell = log_kernels(X, self.centers, width)
+        g = torch.exp(2.0 * ell - torch.logsumexp(ell, dim=-1, keepdim=True))
+        return (g * self.amplitudes.unsqueeze(1)).sum(-1)
+
+    @torch.no_grad()
+    def loss_and_grad(
+        self,
+        X_aug: torch.Tensor,
+        w_data: torch.Tensor,
+        w_ref: torch.Tensor,
+        ratio: torch.Tensor,
+        width: float,
+        chunk_size: int,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """NP loss per toy and its exact gradient, for all toys at once.
+
+        ``L_t = ratio_t sum_i w_ref[t,i] (e^f - 1) - sum_i w_data[t,i] f``.
+        The gradient is written out by hand (it is short) so that rows can be
+        processed in chunks without autograd keeping every chunk alive.
+
+        Returns ``(loss (T,), grad_centers (T, M, d), grad_amplitudes (T, M))``.
+        """
+        a = self.amplitudes
+        mu = self.centers
+        T, M, d = mu.shape
+        # rows x (toys * kernels): one GEMM gives every toy's log kernels
+        mu_aug = _augment_centers(mu, width).reshape(T * M, d + 2).T.contiguous()
+        loss = torch.zeros(T, dtype=torch.float64, device=mu.device)
+        g_a = torch.zeros(T, M, dtype=mu.dtype, device=mu.device)
+        hx = torch.zeros(T * M, d, dtype=mu.dtype, device=mu.device)
+        hsum = torch.zeros(T, M, dtype=mu.dtype, device=mu.device)
+        two_a = 2.0 * a
+        for sl in batch_slices(X_aug.shape[0], chunk_size):
+            xa = X_aug[sl]
+            n = xa.shape[0]
+            # the floor keeps exp() out of float32 denormals (very slow on CPU);
+            # e^-40 is far below anything that moves the loss
+            ell = torch.matmul(xa, mu_aug).clamp_(LOG_FLOOR, 0.0).view(n, T, M)
+            lse = torch.logsumexp(ell, dim=-1, keepdim=True)
+            p = torch.exp(ell - lse)
+            g = ell.mul_(2.0).sub_(lse).exp_()  # exp(2l - lse), reuses ell
+            f = (g * a).sum(-1)  # (n, T)
+            wd, wr = w_data[:, sl].T, w_ref[:, sl].T
+            ef = torch.exp(f)
+            loss += (ratio * wr * (ef - 1.0) - wd * f).sum(0, dtype=torch.float64)
+            c = ratio * wr * ef - wd  # dL/df, (n, T)
+            cg = g.mul_(c.unsqueeze(-1))
+            g_a += cg.sum(0)
+            # dL/dl_j = c (2 a_j g_j - f p_j)
+            h = cg.mul_(two_a).sub_(p.mul_((c * f).unsqueeze(-1)))
+            hsum += h.sum(0)
+            hx += torch.matmul(h.view(n, T * M).T, xa[:, :d])
+        inv = 1.0 / (width * width)
+        grad_mu = (hx.view(T, M, d) - hsum.unsqueeze(-1) * mu) * inv
+        return loss, grad_mu, g_a
+
+
+def kmeans_plus_plus(
+    X: torch.Tensor,
+    weights: torch.Tensor,
+    n_kernels: int,
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """Weighted k-means++ seeding for every toy at once.
+
+    ``weights`` has shape (T, N) (a toy's data weights); returns (T, M, d).
+    """
+    T = weights.shape[0]
+    x2 = (X * X).sum(1)
+    idx = torch.multinomial(weights, 1, generator=generator).squeeze(1)
+    chosen = [X[idx]]
+    dmin = (x2.unsqueeze(0) - 2.0 * chosen[0] @ X.T + (chosen[0] ** 2).sum(1, keepdim=True)).clamp_min_(0.0)
+    for _ in range(1, n_kernels):
+        prob = weights * dmin
+        # toys whose data are all covered already fall back to the weights
+        empty = prob.sum(1, keepdim=True) <= 0
+        prob = torch.where(empty, weights, prob)
+        idx = torch.multinomial(prob, 1, generator=generator).squeeze(1)
+        c = X[idx]
+        chosen.append(c)
+        dist = (x2.unsqueeze(0) - 2.0 * c @ X.T + (c * c).sum(1, keepdim=True)).clamp_min_(0.0)
+        dmin = torch.minimum(dmin, dist)
+    return torch.stack(chosen, dim=1).reshape(T, n_kernels, X.shape[1])
+
+
+def random_rows(
+    X: torch.Tensor, weights: torch.Tensor, n_kernels: int, generator: torch.Generator
+) -> torch.Tensor:
+    """The plain start: centres at M rows drawn with probability ~ weight."""
+    idx = torch.multinomial(weights, n_kernels, replacement=True, generator=generator)
+    return X[idx]
+
+
+def width_schedule(
+    start: float, end: float, n_steps: int, anneal_fraction: float
+) -> np.ndarray:
+    """Geometric annealing from ``start`` to ``end``, then held at ``end``."""
+    n_anneal = max(int(round(anneal_fraction * n_steps)), 1)
+    widths = np.full(n_steps, end, dtype=np.float64)
+    ramp = np.geomspace(start, end, n_anneal)
+    widths[: min(n_anneal, n_steps)] = ramp[:n_steps]
+    return widths
+
+
+@dataclass
+class KernelFit:
+    """Result of :func:`train_kernels` (one entry per toy)."""
+
+    centers: torch.Tensor  # (T, M, d) at the lowest held-phase loss
+    amplitudes: torch.Tensor  # (T, M)
+    width: float
+    loss: torch.Tensor  # (T,) lowest loss at the final width
+    history: np.ndarray  # (n_steps, T) loss at each step
+
+
+def train_kernels(
+    X: torch.Tensor,
+    w_data: torch.Tensor,
+    w_ref: torch.Tensor,
+    init_centers: torch.Tensor,
+    *,
+    widths: np.ndarray,
+    learning_rate: float,
+    clip: float,
+    chunk_size: int = 4096,
+    callback: Callable[[int, torch.Tensor], None] | None = None,
+) -> KernelFit:
+    """Full-batch Adam on (centres, amplitudes) of T toys at once.
+
+    ``X`` (N, d) is shared; toy t sees rows with data weights ``w_data[t]`` and
+    reference weights ``w_ref[t]``. Amplitudes are clipped to [-clip, clip]
+    after each step. Once the width is held at its final value, the
+    parameters with the lowest loss seen so far are kept per toy, so the
+    returned loss is a minimum, not the last iterate.
+    """
+    model = KernelEnsemble(init_centers)
+    ratio = w_data.sum(1) / w_ref.sum(1)
+    X_aug = _augment(X)
+    opt = torch.optim.Adam([model.centers, model.amplitudes], lr=learning_rate)
+    final = float(widths[-1])
+    T = model.n_toys
+    best_loss = torch.full((T,), math.inf, dtype=torch.float64, device=X.device)
+    best_mu = model.centers.detach().clone()
+    best_a = model.amplitudes.detach().clone()
+    history = np.empty((len(widths), T))
+    for step, width in enumerate(widths):
+        loss, g_mu, g_a = model.loss_and_grad(
+            X_aug, w_data, w_ref, ratio, float(width), chunk_size
+        )
+        history[step] = loss.cpu().numpy()
+        if float(width) == final:
+            better = loss < best_loss
+            best_loss = torch.where(better, loss, best_loss)
+            best_mu = torch.where(better[:, None, None], model.centers.detach(), best_mu)
+            best_a = torch.where(better[:, None], model.amplitudes.detach(), best_a)
+        model.centers.grad = g_mu
+        model.amplitudes.grad = g_a
+        opt.step()
+        with torch.no_grad():
+            model.amplitudes.clamp_(-clip, clip)
+        if callback is not None:
+            callback(step, loss)
+    # the last update is evaluated too, so the final iterate can win
+    loss, _, _ = model.loss_and_grad(X_aug, w_data, w_ref, ratio, final, chunk_size)
+    better = loss < best_loss
+    best_loss = torch.where(better, loss, best_loss)
+    best_mu = torch.where(better[:, None, None], model.centers.detach(), best_mu)
+    best_a = torch.where(better[:, None], model.amplitudes.detach(), best_a)
+    return KernelFit(best_mu, best_a, final, best_loss, history)
