@@ -205,20 +205,27 @@ def train_kernels(
     learning_rate: float,
     clip: float,
     chunk_size: int = 4096,
+    center_lr: float | None = None,
     callback: Callable[[int, torch.Tensor], None] | None = None,
 ) -> KernelFit:
     """Full-batch Adam on (centres, amplitudes) of T toys at once.
 
     ``X`` (N, d) is shared; toy t sees rows with data weights ``w_data[t]`` and
     reference weights ``w_ref[t]``. Amplitudes are clipped to [-clip, clip]
-    after each step. Once the width is held at its final value, the
+    after each step (``center_lr`` overrides the centres' rate). Once the width is held at its final value, the
     parameters with the lowest loss seen so far are kept per toy, so the
     returned loss is a minimum, not the last iterate.
     """
     model = KernelEnsemble(init_centers)
     ratio = w_data.sum(1) / w_ref.sum(1)
     X_aug = _augment(X)
-    opt = torch.optim.Adam([model.centers, model.amplitudes], lr=learning_rate)
+    opt = torch.optim.Adam(
+        [
+            {"params": [model.centers], "lr": learning_rate if center_lr is None else center_lr},
+            {"params": [model.amplitudes]},
+        ],
+        lr=learning_rate,
+    )
     final = float(widths[-1])
     T = model.n_toys
     best_loss = torch.full((T,), math.inf, dtype=torch.float64, device=X.device)

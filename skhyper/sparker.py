@@ -382,6 +382,9 @@ class SparKerDetector(BaseTorchDetector):
                 learning_rate=self.learning_rate,
                 clip=self.amplitude_clip,
                 chunk_size=self.batch_size,
+                # Adam steps every coordinate by ~lr, so a centre's step grows
+                # like sqrt(d); hold it at its size in 8 dimensions
+                center_lr=self.learning_rate * min(1.0, math.sqrt(8.0 / Z.shape[1])),
                 callback=lambda step, loss: bar.update(
                     1, postfix=f"t={-2.0 * float(loss[:S].min()):.3g}"
                 ),
