@@ -376,7 +376,7 @@ class CompVAEDetector(BaseTorchDetector):
     ) -> dict[str, list[float]]:
         gen = make_generator(seed + 1, device)
         rng = np.random.default_rng(seed + 2)
-        opt = torch.optim.Adam(model.parameters(), lr=self.learning_rate)
+        opt = torch.optim.Adam(model.parameters(), lr=self.learning_rate, fused=True)
         labels_t = None if labels is None else torch.as_tensor(labels, device=device)
         n = X.shape[0]
         epochs = auto_epochs(self._n_batches(n, labels)) if self.epochs == "auto" else self.epochs
@@ -397,7 +397,7 @@ class CompVAEDetector(BaseTorchDetector):
                 weights = MeanWeights(
                     first=_W_FIRST_LATE if epoch >= late else _W_FIRST, tail=tail
                 )
-                sums: dict[str, float] = {}
+                sums: dict[str, torch.Tensor] = {}
                 batches = self._batches(n, labels, rng)
                 for idx in batches:
                     idx_t = torch.as_tensor(idx, device=device)
@@ -415,8 +415,8 @@ class CompVAEDetector(BaseTorchDetector):
                     parts = {"loss": loss, "reconstruction": rec, "regulariser": reg["total"]}
                     parts.update({k: v for k, v in reg.items() if k != "total"})
                     for key, value in parts.items():
-                        sums[key] = sums.get(key, 0.0) + float(value.detach())
-                means = {k: v / len(batches) for k, v in sums.items()}
+                        sums[key] = sums.get(key, 0.0) + value.detach()
+                means = {k: float(v) / len(batches) for k, v in sums.items()}
                 if not all(math.isfinite(v) for v in means.values()):
                     raise FloatingPointError(
                         f"CompVAE training diverged at epoch {epoch} (non-finite loss); "

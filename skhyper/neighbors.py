@@ -89,19 +89,22 @@ class NNDescentKNN:
                 "knn_backend='pynndescent' needs the pynndescent package: "
                 "pip install pynndescent"
             ) from exc
-        self.bank = np.ascontiguousarray(bank, dtype=np.float32)
+        self.bank = np.asarray(bank, dtype=np.float64)
         self.index: Any = NNDescent(
-            self.bank,
-            n_neighbors=max(int(n_neighbors), 15),
+            np.ascontiguousarray(bank, dtype=np.float32),
+            n_neighbors=max(int(n_neighbors), 30),
             random_state=random_state,
             n_jobs=1,
         )
         self.index.prepare()
 
     def kneighbors(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        idx, _ = self.index.query(np.ascontiguousarray(queries, dtype=np.float32), k=k)
+        # a wider search than pynndescent's default (0.1) for better recall
+        idx, _ = self.index.query(
+            np.ascontiguousarray(queries, dtype=np.float32), k=k, epsilon=0.25
+        )
         # exact distances of the returned candidates, in float64
-        diff = queries.astype(np.float64)[:, None, :] - self.bank[idx].astype(np.float64)
+        diff = queries.astype(np.float64)[:, None, :] - self.bank[idx]
         dist = np.sqrt((diff * diff).sum(axis=2))
         order = np.argsort(dist, axis=1, kind="stable")
         return np.take_along_axis(dist, order, 1), np.take_along_axis(idx, order, 1)
