@@ -522,7 +522,7 @@ def build_parser(prog: str = "skhyper-compare") -> argparse.ArgumentParser:
         prog=prog,
         description=(
             "Compare CompVAEDetector, VMFDetector, SparKerDetector (reference mode) "
-            "and IsolationForest on one data set: outlier AUROC, AP, FPR at 95%% TPR, "
+            "and IsolationForest on one data set: outlier AUROC, AP, FPR at 95% TPR, "
             "fit and score seconds."
         ),
     )

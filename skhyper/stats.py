@@ -12,7 +12,13 @@ from .sparker import SparKerDetector
 
 @dataclass(frozen=True)
 class SparKerKernels:
-    """The fitted kernels: centres (original units), amplitudes and width."""
+    """The fitted kernels.
+
+    ``centers`` are in the units of the data; ``width`` is the shared kernel
+    width in the space the kernels were fitted in (the inputs after the
+    detector's ``preprocessing``, e.g. standardised units), as
+    ``SparKerDetector.width_``.
+    """
 
     centers: np.ndarray
     amplitudes: np.ndarray
