@@ -305,7 +305,7 @@ class CompVAEDetector(BaseTorchDetector):
         self._train_keys = keys[order]
         self._train_key_rows = order
 
-        self._set_offset(self.score_samples(X))
+        self._set_offset(self._scores(X))
         return self
 
     def _check_hidden(self) -> tuple[int, ...]:
@@ -489,7 +489,9 @@ class CompVAEDetector(BaseTorchDetector):
             Higher is more normal. Rows identical to a training row are scored
             without that row's own entry in the bank.
         """
-        X = self._validate_predict_data(X)
+        return self._scores(self._validate_predict_data(X))
+
+    def _scores(self, X: np.ndarray) -> np.ndarray:
         device = self._inference_device()
         scores = np.empty(X.shape[0], dtype=np.float64)
         for sl in batch_slices(X.shape[0], self.batch_size):

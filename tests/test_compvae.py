@@ -3,6 +3,7 @@
 import os
 import pickle
 import random
+import warnings
 
 import numpy as np
 import pytest
@@ -283,7 +284,9 @@ def test_readonly_memmap_input(tmp_path, fitted):
 def test_other_dtypes_and_dataframes(dtype):
     pd = pytest.importorskip("pandas")
     X = (blobs(n=120) * 10).astype(dtype)
-    det = CompVAEDetector(**SMALL).fit(pd.DataFrame(X, columns=[f"f{i}" for i in range(6)]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no spurious feature-name warning from fit
+        det = CompVAEDetector(**SMALL).fit(pd.DataFrame(X, columns=[f"f{i}" for i in range(6)]))
     assert list(det.feature_names_in_) == [f"f{i}" for i in range(6)]
     scores = det.score_samples(pd.DataFrame(X, columns=det.feature_names_in_))
     assert scores.dtype == np.float64 and np.isfinite(scores).all()
