@@ -443,7 +443,7 @@ class SparKerDetector(BaseTorchDetector):
                 "part of the reference. Give the reference a different length "
                 "(e.g. drop or add a row) if this fit runs inside a CV splitter.",
                 UserWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
         return np.array(R, dtype=np.float64, copy=True)
 
