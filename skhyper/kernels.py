@@ -17,7 +17,7 @@ they train as one tensor program. Nothing here knows about scikit-learn.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -174,24 +174,46 @@ def random_rows(
 
 
 def width_schedule(
-    start: float, end: float, n_steps: int, anneal_fraction: float
-) -> np.ndarray:
-    """Geometric annealing from ``start`` to ``end``, then held at ``end``."""
-    n_anneal = max(int(round(anneal_fraction * n_steps)), 1)
-    widths = np.full(n_steps, end, dtype=np.float64)
-    ramp = np.geomspace(start, end, n_anneal)
-    widths[: min(n_anneal, n_steps)] = ramp[:n_steps]
-    return widths
+    start: float, ends: float | Sequence[float], n_steps: int, anneal_fraction: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Annealing from ``start`` down to each held width in turn.
+
+    ``ends`` is one width or several, broad to narrow (one per scale). The
+    steps are split evenly between the scales; in each, the width falls
+    geometrically from the previous width over ``anneal_fraction`` of the
+    scale's steps and is then held. Returns the width of every step and its
+    scale index while held (-1 while annealing).
+    """
+    ends = np.atleast_1d(np.asarray(ends, dtype=np.float64))
+    if n_steps < len(ends):
+        raise ValueError(f"{n_steps} steps cannot hold {len(ends)} widths")
+    bounds = np.linspace(0, n_steps, len(ends) + 1).round().astype(int)
+    widths = np.empty(n_steps, dtype=np.float64)
+    stage = np.full(n_steps, -1, dtype=np.int64)
+    prev = float(start)
+    for s, end in enumerate(ends):
+        lo, hi = bounds[s], bounds[s + 1]
+        n_anneal = min(max(int(round(anneal_fraction * (hi - lo))), 1), hi - lo)
+        if s == 0:
+            ramp = np.geomspace(prev, end, n_anneal)
+        else:
+            ramp = np.geomspace(prev, end, n_anneal + 1)[1:]
+        ramp[-1] = end
+        widths[lo : lo + n_anneal] = ramp
+        widths[lo + n_anneal : hi] = end
+        stage[lo + n_anneal - 1 : hi] = s
+        prev = float(end)
+    return widths, stage
 
 
 @dataclass
 class KernelFit:
-    """Result of :func:`train_kernels` (one entry per toy)."""
+    """Result of :func:`train_kernels`: per held width (scale) S and toy T."""
 
-    centers: torch.Tensor  # (T, M, d) at the lowest held-phase loss
-    amplitudes: torch.Tensor  # (T, M)
-    width: float
-    loss: torch.Tensor  # (T,) lowest loss at the final width
+    centers: torch.Tensor  # (S, T, M, d) at the lowest loss while held
+    amplitudes: torch.Tensor  # (S, T, M)
+    widths: np.ndarray  # (S,) the held widths
+    loss: torch.Tensor  # (S, T) lowest loss at each held width
     history: np.ndarray  # (n_steps, T) loss at each step
 
 
@@ -202,6 +224,7 @@ def train_kernels(
     init_centers: torch.Tensor,
     *,
     widths: np.ndarray,
+    stages: np.ndarray | None = None,
     learning_rate: float,
     clip: float,
     chunk_size: int = 4096,
@@ -212,10 +235,16 @@ def train_kernels(
 
     ``X`` (N, d) is shared; toy t sees rows with data weights ``w_data[t]`` and
     reference weights ``w_ref[t]``. Amplitudes are clipped to [-clip, clip]
-    after each step (``center_lr`` overrides the centres' rate). Once the width is held at its final value, the
-    parameters with the lowest loss seen so far are kept per toy, so the
-    returned loss is a minimum, not the last iterate.
+    after each step (``center_lr`` overrides the centres' rate). ``stages``
+    gives each step's scale index while the width is held (-1 while
+    annealing; default: one scale, held wherever the width equals its last
+    value). At each held width the parameters with the lowest loss seen are
+    kept per toy, so each returned loss is a minimum, not the last iterate.
     """
+    widths = np.asarray(widths, dtype=np.float64)
+    if stages is None:
+        stages = np.where(widths == widths[-1], 0, -1)
+    n_scales = int(stages.max()) + 1
     model = KernelEnsemble(init_centers)
     ratio = w_data.sum(1) / w_ref.sum(1)
     X_aug = _augment(X)
@@ -226,22 +255,26 @@ def train_kernels(
         ],
         lr=learning_rate,
     )
-    final = float(widths[-1])
     T = model.n_toys
-    best_loss = torch.full((T,), math.inf, dtype=torch.float64, device=X.device)
-    best_mu = model.centers.detach().clone()
-    best_a = model.amplitudes.detach().clone()
+    held = np.array([widths[np.flatnonzero(stages == s)[0]] for s in range(n_scales)])
+    best_loss = torch.full((n_scales, T), math.inf, dtype=torch.float64, device=X.device)
+    best_mu = model.centers.detach().unsqueeze(0).repeat(n_scales, 1, 1, 1)
+    best_a = model.amplitudes.detach().unsqueeze(0).repeat(n_scales, 1, 1)
+
+    def keep_best(scale: int, loss: torch.Tensor) -> None:
+        better = loss < best_loss[scale]
+        best_loss[scale] = torch.where(better, loss, best_loss[scale])
+        best_mu[scale] = torch.where(better[:, None, None], model.centers.detach(), best_mu[scale])
+        best_a[scale] = torch.where(better[:, None], model.amplitudes.detach(), best_a[scale])
+
     history = np.empty((len(widths), T))
     for step, width in enumerate(widths):
         loss, g_mu, g_a = model.loss_and_grad(
             X_aug, w_data, w_ref, ratio, float(width), chunk_size
         )
         history[step] = loss.cpu().numpy()
-        if float(width) == final:
-            better = loss < best_loss
-            best_loss = torch.where(better, loss, best_loss)
-            best_mu = torch.where(better[:, None, None], model.centers.detach(), best_mu)
-            best_a = torch.where(better[:, None], model.amplitudes.detach(), best_a)
+        if stages[step] >= 0:
+            keep_best(int(stages[step]), loss)
         model.centers.grad = g_mu
         model.amplitudes.grad = g_a
         opt.step()
@@ -250,9 +283,6 @@ def train_kernels(
         if callback is not None:
             callback(step, loss)
     # the last update is evaluated too, so the final iterate can win
-    loss, _, _ = model.loss_and_grad(X_aug, w_data, w_ref, ratio, final, chunk_size)
-    better = loss < best_loss
-    best_loss = torch.where(better, loss, best_loss)
-    best_mu = torch.where(better[:, None, None], model.centers.detach(), best_mu)
-    best_a = torch.where(better[:, None], model.amplitudes.detach(), best_a)
-    return KernelFit(best_mu, best_a, final, best_loss, history)
+    loss, _, _ = model.loss_and_grad(X_aug, w_data, w_ref, ratio, float(held[-1]), chunk_size)
+    keep_best(n_scales - 1, loss)
+    return KernelFit(best_mu, best_a, held, best_loss, history)

@@ -32,14 +32,23 @@ class SparKerTestResult:
     Attributes
     ----------
     statistic : float
-        ``t = -2 min L`` of the observed split.
+        ``t = -2 min L`` of the observed split at the selected width (the
+        scale with the smallest p-value).
     pvalue : float
-        ``(1 + #{null >= t}) / (1 + K)``.
+        With one held width, ``(1 + #{null >= t}) / (1 + K)``; with several,
+        the min-p over widths calibrated by the same null toys.
     zscore : float
         ``Phi^-1(1 - pvalue)``.
     kernels : SparKerKernels
-        Where the data sample departs from the reference.
+        Where the data sample departs from the reference (at the selected width).
     null_statistics : ndarray of shape (K,)
+        The toys' ``t`` at the selected width.
+    scale_statistics : ndarray of shape (S,)
+        ``t`` at each held width, broad to narrow.
+    scale_pvalues : ndarray of shape (S,)
+        Each width's own permutation p-value (before the min-p correction).
+    widths : ndarray of shape (S,)
+        The held widths, in the units of ``kernels.width``.
     """
 
     statistic: float
@@ -47,6 +56,9 @@ class SparKerTestResult:
     zscore: float
     kernels: SparKerKernels
     null_statistics: np.ndarray
+    scale_statistics: np.ndarray
+    scale_pvalues: np.ndarray
+    widths: np.ndarray
 
 
 def sparker_test(
@@ -111,4 +123,7 @@ def sparker_test(
         zscore=det.zscore_,
         kernels=SparKerKernels(det.centers_, det.amplitudes_, det.width_),
         null_statistics=det.null_statistics_,
+        scale_statistics=det.scale_statistics_,
+        scale_pvalues=det.scale_pvalues_,
+        widths=det.widths_,
     )

@@ -70,7 +70,7 @@ def test_toys_are_one_batched_program(monkeypatch):
     is_data = torch.rand(T, N, generator=gen) < 0.3
     wd, wr = is_data.float(), (~is_data).float()
     init = kern.kmeans_plus_plus(X, wd, M, gen)
-    widths = width_schedule(1.5, 0.3, 25, 0.5)
+    widths, stages = width_schedule(1.5, [0.6, 0.3], 25, 0.5)
     calls = []
     original = KernelEnsemble.loss_and_grad
 
@@ -79,18 +79,31 @@ def test_toys_are_one_batched_program(monkeypatch):
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(KernelEnsemble, "loss_and_grad", counting)
-    opts = dict(widths=widths, learning_rate=0.05, clip=5.0, chunk_size=128)
+    opts = dict(widths=widths, stages=stages, learning_rate=0.05, clip=5.0, chunk_size=128)
     batched = train_kernels(X, wd, wr, init, **opts)
     assert calls == [T] * (len(widths) + 1)
     for t in range(T):
         single = train_kernels(X, wd[t : t + 1], wr[t : t + 1], init[t : t + 1], **opts)
-        np.testing.assert_allclose(single.loss[0], batched.loss[t], rtol=1e-4)
-        np.testing.assert_allclose(single.centers[0], batched.centers[t], atol=1e-4)
+        np.testing.assert_allclose(single.loss[:, 0], batched.loss[:, t], rtol=1e-4)
+        np.testing.assert_allclose(single.centers[:, 0], batched.centers[:, t], atol=1e-4)
 
 
 def test_width_schedule_anneals_then_holds():
-    w = width_schedule(2.0, 0.2, 10, 0.5)
+    w, stage = width_schedule(2.0, 0.2, 10, 0.5)
     assert w[0] == 2.0 and np.all(w[4:] == 0.2) and np.all(np.diff(w) <= 0)
+    np.testing.assert_array_equal(stage, [-1] * 4 + [0] * 6)
+
+
+def test_multiscale_schedule_holds_each_width_in_turn():
+    w, stage = width_schedule(2.0, [1.0, 0.5, 0.1], 30, 0.5)
+    assert w[0] == 2.0 and np.all(np.diff(w) <= 0)
+    for s, end in enumerate([1.0, 0.5, 0.1]):
+        held = np.flatnonzero(stage == s)
+        assert len(held) >= 5 and np.all(w[held] == end)
+        assert np.all(np.diff(held) == 1)  # one contiguous plateau per width
+    assert np.all(w[stage == -1] > w[-1])
+    with pytest.raises(ValueError):
+        width_schedule(1.0, [0.5, 0.2, 0.1], 2, 0.5)
 
 
 # -- known answers --------------------------------------------------------------
@@ -150,8 +163,16 @@ def test_reference_calibration_and_high_dimension():
     ref = rng.normal(size=(1500, d))
     data = rng.normal(size=(150, d))
     data[:15] = 3.0 * np.eye(d)[0] + 0.3 * rng.normal(size=(15, d))
+    # one narrow held width: in d = 1000 the default broad width picks up the
+    # shift of D's mean but does not localise the rows (doc/sparker.md)
     det = SparKerDetector(
-        n_kernels=3, n_steps=40, calibration="reference", n_permutations=19, random_state=0
+        n_kernels=3,
+        n_steps=40,
+        width_end=0.1,
+        learning_rate=0.05,
+        calibration="reference",
+        n_permutations=19,
+        random_state=0,
     ).fit(data, X_ref=ref)
     assert np.all(np.isfinite(det.history_["loss"]))
     assert np.all(np.isfinite(det.null_statistics_))
@@ -179,7 +200,13 @@ def test_sparker_test_result():
     data, ref, _, mu = bump_sample(1, n_data=300, n_ref=1200)
     res = sparker_test(data, ref, n_kernels=4, n_permutations=19, random_state=0, n_steps=60)
     assert res.null_statistics.shape == (19,)
-    assert res.pvalue == (1 + np.sum(res.null_statistics >= res.statistic)) / 20
+    S = len(res.widths)
+    assert res.scale_statistics.shape == res.scale_pvalues.shape == (S,)
+    assert res.statistic in res.scale_statistics
+    chosen = int(np.flatnonzero(res.scale_statistics == res.statistic)[0])
+    assert res.scale_pvalues[chosen] == (1 + np.sum(res.null_statistics >= res.statistic)) / 20
+    # min-p over widths can only cost significance, never gain it
+    assert 1 / 20 <= res.pvalue <= min(1.0, S * res.scale_pvalues.min())
     assert res.zscore == pytest.approx(-__import__("scipy").stats.norm.ppf(res.pvalue))
     assert res.kernels.centers.shape == (4, 4) and res.kernels.amplitudes.shape == (4,)
     with pytest.raises(Exception):
