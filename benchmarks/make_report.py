@@ -20,7 +20,8 @@ import _common as C
 
 DOC = os.path.join(C.REPO, "doc")
 IMG = os.path.join(DOC, "img")
-PROTOCOLS = ["tabular", "embeddings", "fmnist", "twosample", "knn_backends"]
+PROTOCOLS = ["tabular", "embeddings", "fmnist", "twosample", "sparker_speed",
+             "knn_backends", "memory"]
 
 
 def _plt():

@@ -121,6 +121,32 @@ def test_planted_bump_is_found():
     assert det.predict(mu[None])[0] == -1
 
 
+def test_each_width_finds_its_own_kind_of_anomaly():
+    """A slab (rows shifted in one coordinate, spread in the others) is found at
+    the broad held width; a small dense bump at the narrow one."""
+    rng = np.random.default_rng(0)
+    ref, data = rng.normal(size=(2000, 4)), rng.normal(size=(500, 4))
+    data[:25, 0] = 3.0 + 0.1 * rng.normal(size=25)
+    slab = SparKerDetector(n_permutations=19, random_state=0).fit(data, X_ref=ref)
+    assert slab.pvalue_ == 0.05 and slab.width_ == slab.widths_[0] > slab.widths_[-1]
+    labels = np.r_[np.ones(25), np.zeros(475)]
+    assert roc_auc_score(labels, -slab.score_samples(data)) >= 0.9
+
+    data, ref, labels, _ = bump_sample(1)
+    bump = SparKerDetector(n_permutations=19, random_state=0).fit(data, X_ref=ref)
+    assert bump.pvalue_ == 0.05 and bump.width_ == bump.widths_[-1]
+    assert bump.scale_pvalues_[-1] < bump.scale_pvalues_[0]
+    assert roc_auc_score(labels, -bump.score_samples(data)) >= 0.9
+
+
+def test_one_held_width_is_the_plain_permutation_test():
+    data, ref, _, _ = bump_sample(2, n_data=300, n_ref=900)
+    det = SparKerDetector(width_end=0.1, n_steps=40, n_permutations=19, random_state=0)
+    det.fit(data, X_ref=ref)
+    assert det.widths_.shape == (1,) and det.width_ == det.widths_[0]
+    assert det.pvalue_ == (1 + np.sum(det.null_statistics_ >= det.test_statistic_)) / 20
+
+
 def test_null_rejection_rate_gaussian():
     """D and R from one distribution: the fraction of p <= 0.05 stays near 0.05.
 
@@ -273,6 +299,9 @@ def test_equal_length_reference_warns():
         (np.ones((1, 2)), None, {}, "1 sample"),
         (sp.csr_matrix(np.eye(3)), None, {}, "[Ss]parse"),
         (np.ones((5, 2)), sp.csr_matrix(np.ones((30, 2))), {}, "X_ref"),
+        (np.ones((5, 2)), None, {"width_end": (0.5, -0.1)}, "width_end"),
+        (np.ones((5, 2)), None, {"width_end": ()}, "width_end"),
+        (np.ones((5, 2)), None, {"width_end": (0.5, 0.2, 0.1), "n_steps": 2}, "n_steps"),
     ],
 )
 def test_bad_input(X, X_ref, params, match):
