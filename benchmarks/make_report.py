@@ -116,6 +116,10 @@ def main() -> int:
              "`benchmarks/results/`; protocols in `benchmarks/README.md`. Times are "
              "comparable only within one run; ratios are to IsolationForest in the same run.",
              ""]
+    notes = os.path.join(C.RESULTS_DIR, "NOTES.md")
+    if not args.tag and os.path.exists(notes):
+        with open(notes, encoding="utf-8") as fh:
+            parts += [fh.read(), ""]
     for proto in PROTOCOLS:
         csv_path = C.results_path(proto, args.tag, ".csv")
         md_path = C.results_path(proto, args.tag, ".md")
