@@ -3,8 +3,10 @@ build + query seconds over bank sizes, recall of the approximate neighbours,
 and the crossover bank size above which pynndescent is faster.
 
 pynndescent's numba compilation is paid once on a small warm-up bank before
-timing, and reported separately. Queries: --n-queries rows, k = 3, latent-like
-Gaussian data of dimension --dim (CompVAE's latent_dim default 16).
+timing, and reported separately. Queries: as many rows as the bank by default
+(what ``fit`` does when it scores its own training rows, the case
+``knn_backend="auto"`` decides at fit time), or --n-queries rows; k = 3,
+latent-like Gaussian data of dimension --dim (CompVAE's latent_dim default 16).
 
     python benchmarks/bench_knn_backends.py
     python benchmarks/bench_knn_backends.py --sizes 1000,5000 --n-queries 500
@@ -40,16 +42,18 @@ def approx_search(bank: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
 
 def main() -> int:
     p = argparse.ArgumentParser(description="kNN backend crossover")
-    p.add_argument("--sizes", default="1000,3000,10000,30000,100000,300000")
+    p.add_argument("--sizes", default="1000,3000,10000,30000,100000")
     p.add_argument("--dim", type=int, default=16)
-    p.add_argument("--n-queries", type=int, default=2000)
+    p.add_argument("--n-queries", type=int, default=0,
+                   help="query rows (default 0: as many as the bank)")
     p.add_argument("--k", type=int, default=3)
     p.add_argument("--tag", default="")
     args = p.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     rng = np.random.default_rng(C.SEED)
     header = [
-        f"kNN backends: dim {args.dim}, {args.n_queries} queries, k = {args.k}, "
+        f"kNN backends: dim {args.dim}, "
+        f"{args.n_queries or 'as many as the bank'} queries, k = {args.k}, "
         "Gaussian data; time = index build + query",
         "environment: " + ", ".join(f"{k} {v}" for k, v in C.environment().items()),
     ]
@@ -68,7 +72,7 @@ def main() -> int:
     rows = []
     for n in sizes:
         bank = rng.normal(size=(n, args.dim)).astype(np.float32)
-        q = rng.normal(size=(args.n_queries, args.dim)).astype(np.float32)
+        q = rng.normal(size=(args.n_queries or n, args.dim)).astype(np.float32)
         t0 = time.perf_counter()
         ex = exact_search(bank, q, args.k)
         t_ex = time.perf_counter() - t0

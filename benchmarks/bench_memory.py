@@ -101,8 +101,8 @@ def main() -> int:
     ] + ["| " + " | ".join(str(r[h]) for h in header) + " |" for r in rows]
     md = "\n".join(lines) + "\n"
     print("\n" + md)
-    C.write_csv(rows, C.results_path("memory", args.tag, "csv"))
-    with open(C.results_path("memory", args.tag, "md"), "w") as fh:
+    C.write_csv(rows, C.results_path("memory", args.tag, ".csv"))
+    with open(C.results_path("memory", args.tag, ".md"), "w") as fh:
         fh.write(md)
     return 0
 

@@ -17,8 +17,11 @@ from typing import Any
 import numpy as np
 import torch
 
-# Largest bank for which knn_backend="auto" uses exact search; measured by
-# benchmarks/bench_knn_backends.py (doc/benchmarks.md).
+# Largest bank for which knn_backend="auto" uses exact search. Measured by
+# benchmarks/bench_knn_backends.py with as many queries as bank rows (fit scores
+# its own rows): once compiled, pynndescent is faster from about 10,000 rows,
+# but its first call in a process pays ~24 s of numba compilation and its
+# recall@3 is only 0.78-0.85; counting the compile, the two meet near 100,000.
 AUTO_EXACT_MAX_BANK = 100_000
 
 # Cap on the number of pairwise distances held at once (per query chunk).

@@ -570,13 +570,14 @@ class SparKerDetector(BaseTorchDetector):
     # -- inference -----------------------------------------------------------
 
     def _log_ratio(self, X: np.ndarray) -> np.ndarray:
-        Z = torch.from_numpy(self.transform_.transform(np.asarray(X, dtype=np.float64)))
         M, d = self.kernels_.centers.shape[1:]
         rows = max(1, min(self.batch_size, _SCORE_ELEMENTS // max(M * d, 1)))
-        out = np.empty(Z.shape[0], dtype=np.float64)
+        out = np.empty(X.shape[0], dtype=np.float64)
         with torch.no_grad():
-            for sl in batch_slices(Z.shape[0], rows):
-                out[sl] = self.kernels_(Z[sl], self.width_)[0].numpy()
+            # transformed batch by batch, so memory is bounded by the batch
+            for sl in batch_slices(X.shape[0], rows):
+                Z = self.transform_.transform(np.asarray(X[sl], dtype=np.float64))
+                out[sl] = self.kernels_(torch.from_numpy(Z), self.width_)[0].numpy()
         return out
 
     def score_samples(self, X: Any) -> np.ndarray:
