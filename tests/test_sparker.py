@@ -231,7 +231,7 @@ def test_sparker_test_result():
     assert res.statistic in res.scale_statistics
     chosen = int(np.flatnonzero(res.scale_statistics == res.statistic)[0])
     assert res.scale_pvalues[chosen] == (1 + np.sum(res.null_statistics >= res.statistic)) / 20
-    # min-p over widths can only cost significance, never gain it
+    # the min-p correction costs at most a factor of the number of widths
     assert 1 / 20 <= res.pvalue <= min(1.0, S * res.scale_pvalues.min())
     assert res.zscore == pytest.approx(-__import__("scipy").stats.norm.ppf(res.pvalue))
     assert res.kernels.centers.shape == (4, 4) and res.kernels.amplitudes.shape == (4,)
