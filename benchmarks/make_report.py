@@ -182,6 +182,13 @@ def targets(tag: str) -> list[str]:
                      "binomial noise of 0.05",
                      f"{null['power']:.2f} (bound {bound:.2f} at {draws} draws)",
                      null["power"] <= bound)
+        for case in dict.fromkeys(r["case"] for r in rows):
+            e = max(r["eps"] for r in rows if r["case"] == case)
+            r = by.get((case, e, "sparker"))
+            k = r.get("kernel_on_injected", float("nan")) if r else float("nan")
+            if k == k:
+                line(f"two-sample {case} at eps = {e:g}: SparKer's top positive kernel on the "
+                     "injected population in most draws", f"{k:.2f} of draws", k > 0.5)
         for case, e in (("bump", 0.02), ("cms", 0.01)):
             r = by.get((case, e, "sparker"))
             if r is not None:
