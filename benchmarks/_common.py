@@ -419,6 +419,43 @@ def read_csv(path: str) -> list[dict[str, Any]]:
     return rows
 
 
+def _value(r: dict[str, Any] | None, k: str) -> float:
+    v = r.get(k) if r else np.nan
+    return float(v) if isinstance(v, (int, float)) and v == v else np.nan
+
+
+def one_class_summary(rows: Sequence[dict[str, Any]]) -> tuple[dict[str, dict], int]:
+    """Per method: mean AUROC / AP / FPR95, summed fit + score seconds and their
+    ratio to IsolationForest's, over the data sets on which every method ran;
+    plus how many sets it ran on. Returns ``(summary, number of complete sets)``."""
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    datasets = list(dict.fromkeys(r["dataset"] for r in rows))
+    by = {(r["dataset"], r["method"]): r for r in rows}
+
+    def val(ds: str, m: str, k: str) -> float:
+        return _value(by.get((ds, m)), k)
+
+    ok_all = [ds for ds in datasets if all(val(ds, m, "auroc") == val(ds, m, "auroc")
+                                           for m in methods)]
+    if_time = sum(val(ds, "iforest", "fit_s") + val(ds, "iforest", "score_s")
+                  for ds in ok_all) if "iforest" in methods else np.nan
+    summary = {}
+    for m in methods:
+        au = [val(ds, m, "auroc") for ds in ok_all]
+        ap = [val(ds, m, "ap") for ds in ok_all]
+        fp = [val(ds, m, "fpr95") for ds in ok_all]
+        t = sum(val(ds, m, "fit_s") + val(ds, m, "score_s") for ds in ok_all)
+        summary[m] = {
+            "auroc": np.mean(au) if au else np.nan,
+            "ap": np.mean(ap) if ap else np.nan,
+            "fpr95": np.mean(fp) if fp else np.nan,
+            "seconds": t,
+            "ratio": t / if_time if if_time and if_time == if_time else np.nan,
+            "n_run": sum(val(ds, m, "auroc") == val(ds, m, "auroc") for ds in datasets),
+        }
+    return summary, len(ok_all)
+
+
 def one_class_markdown(
     rows: Sequence[dict[str, Any]], title: str, header_lines: Sequence[str]
 ) -> str:
@@ -426,33 +463,19 @@ def one_class_markdown(
     methods = list(dict.fromkeys(r["method"] for r in rows))
     datasets = list(dict.fromkeys(r["dataset"] for r in rows))
     by = {(r["dataset"], r["method"]): r for r in rows}
-
-    def val(ds: str, m: str, k: str) -> float:
-        r = by.get((ds, m))
-        v = r.get(k) if r else np.nan
-        return float(v) if isinstance(v, (int, float)) and v == v else np.nan
+    summary, n_complete = one_class_summary(rows)
 
     out = [f"## {title}", ""] + [f"{h}  " for h in header_lines] + [""]
     out.append("| method | mean AUROC | mean AP | mean FPR95 | sets run | "
                "fit+score s (sum) | time / IsolationForest |")
     out.append("|---|---|---|---|---|---|---|")
-    ok_all = [ds for ds in datasets if all(val(ds, m, "auroc") == val(ds, m, "auroc")
-                                           for m in methods)]
-    if_time = sum(val(ds, "iforest", "fit_s") + val(ds, "iforest", "score_s")
-                  for ds in ok_all) if "iforest" in methods else np.nan
     for m in methods:
-        au = [val(ds, m, "auroc") for ds in ok_all]
-        ap = [val(ds, m, "ap") for ds in ok_all]
-        fp = [val(ds, m, "fpr95") for ds in ok_all]
-        t = sum(val(ds, m, "fit_s") + val(ds, m, "score_s") for ds in ok_all)
-        ratio = t / if_time if if_time and if_time == if_time else np.nan
-        n_run = sum(val(ds, m, "auroc") == val(ds, m, "auroc") for ds in datasets)
+        sm = summary[m]
         out.append(
-            f"| {LABELS.get(m, m)} | {_f(np.mean(au) if au else np.nan)} | "
-            f"{_f(np.mean(ap) if ap else np.nan)} | {_f(np.mean(fp) if fp else np.nan)} | "
-            f"{n_run}/{len(datasets)} | {t:.1f} | {_f(ratio, 2)}× |"
+            f"| {LABELS.get(m, m)} | {_f(sm['auroc'])} | {_f(sm['ap'])} | {_f(sm['fpr95'])} | "
+            f"{sm['n_run']}/{len(datasets)} | {sm['seconds']:.1f} | {_f(sm['ratio'], 2)}× |"
         )
-    out += ["", f"Means over the {len(ok_all)} data sets on which every method ran.", ""]
+    out += ["", f"Means over the {n_complete} data sets on which every method ran.", ""]
     out.append("| data set | " + " | ".join(LABELS.get(m, m) for m in methods) + " |")
     out.append("|---|" + "---|" * len(methods))
     for ds in datasets:
@@ -464,7 +487,7 @@ def one_class_markdown(
             elif r.get("error"):
                 cells.append("error")
             else:
-                cells.append(_f(val(ds, m, "auroc")))
+                cells.append(_f(_value(r, "auroc")))
         out.append(f"| {ds} | " + " | ".join(cells) + " |")
     errs = [r for r in rows if r.get("error")]
     if errs:

@@ -15,6 +15,7 @@ import os
 import sys
 
 import numpy as np
+from scipy.stats import binom
 
 import _common as C
 
@@ -104,22 +105,6 @@ def power_plot(rows, tag, plt) -> str | None:
     return name
 
 
-def _mean_auroc(rows, method):
-    """Mean AUROC of ``method`` over the data sets on which every method ran."""
-    methods = set(r["method"] for r in rows)
-    ok = [d for d in dict.fromkeys(r["dataset"] for r in rows)
-          if all(any(r["dataset"] == d and r["method"] == m and r["auroc"] == r["auroc"]
-                     for r in rows) for m in methods)]
-    vals = [r["auroc"] for r in rows if r["method"] == method and r["dataset"] in ok]
-    return float(np.mean(vals)) if vals else float("nan")
-
-
-def _time_ratio(rows, method):
-    t = lambda m: sum(r["fit_s"] + r["score_s"] for r in rows
-                      if r["method"] == m and r["auroc"] == r["auroc"])
-    return t(method) / t("iforest") if t("iforest") else float("nan")
-
-
 def targets(tag: str) -> list[str]:
     """The targets of spec/benchmarks.md, each marked from the results files."""
     out = ["## Targets of the benchmark spec", "",
@@ -139,15 +124,16 @@ def targets(tag: str) -> list[str]:
         if rows is None:
             out.append(f"| {proto} | not run | – |")
             continue
-        have = list(dict.fromkeys(r["method"] for r in rows))
-        cv = _mean_auroc(rows, "compvae")
-        others = {m: _mean_auroc(rows, m) for m in have if m in peers}
+        summary, _ = C.one_class_summary(rows)
+        have = list(summary)
+        cv = summary["compvae"]["auroc"]
+        others = {m: summary[m]["auroc"] for m in have if m in peers}
         best = max(others, key=others.get)
         if proto == "tabular":
             line("tabular: CompVAE mean AUROC at least level with kNN (k=5)",
                  f"{cv:.3f} vs {others.get('knn', float('nan')):.3f}",
                  cv >= others.get("knn", np.inf) - 5e-4)
-            ratio = _time_ratio(rows, "compvae")
+            ratio = summary["compvae"]["ratio"]
             line("tabular: CompVAE fit + score within 10x IsolationForest (CPU)",
                  f"{ratio:.1f}x", ratio <= 10)
         else:
@@ -155,7 +141,7 @@ def targets(tag: str) -> list[str]:
                  f"{cv:.3f} vs best peer {C.LABELS[best]} {others[best]:.3f}",
                  cv > others[best])
         if proto == "fmnist" and {"vmf", "vae"} <= set(have):
-            vm, va = _mean_auroc(rows, "vmf"), _mean_auroc(rows, "vae")
+            vm, va = summary["vmf"]["auroc"], summary["vae"]["auroc"]
             line("fmnist: Comp.VAE > vMF > plain VAE (each + kNN)",
                  f"{cv:.3f} > {vm:.3f} > {va:.3f}", cv > vm > va)
     rows = load("twosample")
@@ -175,7 +161,6 @@ def targets(tag: str) -> list[str]:
             null = by.get((case, 0.0, "sparker"))
             if null is not None:
                 # 95% upper binomial bound of the rejection count for a valid test
-                from scipy.stats import binom
                 draws = int(null["draws"])
                 bound = int(binom.ppf(0.975, draws, 0.05)) / draws
                 line(f"two-sample {case}: SparKer rejection rate at eps = 0 within "
