@@ -78,11 +78,15 @@ class KernelEnsemble(nn.Module):
     def n_toys(self) -> int:
         return int(self.centers.shape[0])
 
+    def terms(self, X: torch.Tensor, width: float) -> torch.Tensor:
+        """Each kernel's term of f before its amplitude, ``softmax_k(l) exp(l_k)``:
+        shape (T, N, M)."""
+        ell = log_kernels(X, self.centers, width)
+        return torch.exp(2.0 * ell - torch.logsumexp(ell, dim=-1, keepdim=True))
+
     def forward(self, X: torch.Tensor, width: float) -> torch.Tensor:
         """f for every toy and row: shape (T, N). Differentiable (autograd)."""
-        ell = log_kernels(X, self.centers, width)
-        g = torch.exp(2.0 * ell - torch.logsumexp(ell, dim=-1, keepdim=True))
-        return (g * self.amplitudes.unsqueeze(1)).sum(-1)
+        return (self.terms(X, width) * self.amplitudes.unsqueeze(1)).sum(-1)
 
     @torch.no_grad()
     def loss_and_grad(
