@@ -3,6 +3,6 @@
 from .compvae import CompVAEDetector, VMFDetector
 from .sparker import SparKerDetector
 
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"
 
 __all__ = ["CompVAEDetector", "VMFDetector", "SparKerDetector", "__version__"]

@@ -1,17 +1,20 @@
 """The shared base of skhyper's torch-backed outlier detectors.
 
-It holds what every detector does the same way: parameter validation, input
-validation, device resolution, local seeding, ``contamination`` /
-``offset_`` / ``decision_function`` / ``predict``, restore-on-failure for
-refits, and device-portable pickling. Subclasses implement ``_fit`` and
-``score_samples`` and choose their ``"auto"`` threshold.
+The base owns ``fit``: validate the parameters and X, resolve the device,
+root the fit's randomness in one ``SeedSequence``, call the subclass's
+``_fit``, which returns the training rows' scores, and set ``offset_`` from
+them. It also holds ``decision_function`` / ``predict`` / ``fit_predict``,
+restore-on-failure for refits, and versioned, device-aware pickling.
+Subclasses implement ``_fit``, ``score_samples`` and ``_auto_offset``.
 """
 
 from __future__ import annotations
 
 import functools
-from abc import abstractmethod
+import warnings
+from abc import ABCMeta, abstractmethod
 from collections.abc import Callable
+from dataclasses import dataclass
 from numbers import Integral, Real
 from typing import Any, TypeVar
 
@@ -19,18 +22,23 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 from sklearn.base import BaseEstimator, OutlierMixin
-from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._torch import (
-    resolve_device,
-    seed_from_random_state,
-    state_to_cpu,
-    state_to_device,
-    usable_device,
-)
+from ._compat import Interval, StrOptions, _fit_context
+from ._torch import cpu_copy, fit_seed_sequence, move_to, resolve_device, usable_device
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+# Bumped whenever fitted attributes change in a way old pickles cannot follow.
+PICKLE_FORMAT = 2
+
+
+class IncompatiblePickleError(ValueError):
+    """A pickled detector was written in a format this skhyper cannot read."""
+
+
+class InconsistentVersionWarning(UserWarning):
+    """A pickled detector was written by another skhyper version (same format)."""
 
 
 def restore_on_failure(fit: F) -> F:
@@ -51,6 +59,11 @@ def restore_on_failure(fit: F) -> F:
             raise
 
     return wrapper  # type: ignore[return-value]
+
+
+def fit_method(fit: F) -> F:
+    """What every public ``fit`` is wrapped in: parameter validation and restore-on-failure."""
+    return restore_on_failure(_fit_context(prefer_skip_nested_validation=True)(fit))
 
 
 def weighted_percentile(
@@ -90,7 +103,15 @@ def reject_sparse(X: Any, name: str = "X") -> None:
         )
 
 
-class BaseTorchDetector(OutlierMixin, BaseEstimator):
+@dataclass(frozen=True)
+class FitContext:
+    """What the base resolves before ``_fit``: the device and the seed root."""
+
+    device: torch.device
+    seeds: np.random.SeedSequence
+
+
+class BaseTorchDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
     """Base class of skhyper's torch-backed outlier detectors (not public)."""
 
     _parameter_constraints: dict = {
@@ -104,7 +125,18 @@ class BaseTorchDetector(OutlierMixin, BaseEstimator):
         "verbose": ["verbose"],
     }
 
+    # fitted attributes holding torch state on ``device_``; pickles carry them
+    # on the CPU and unpickling moves them to the device again
+    _device_attributes: tuple[str, ...] = ()
+
     # -- hooks for subclasses -------------------------------------------------
+
+    @abstractmethod
+    def _fit(
+        self, X: np.ndarray, y: Any, context: FitContext, **fit_params: Any
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Fit on validated ``X``; return the training rows' ``score_samples``
+        (row for row with ``X``) and the weights to put ``offset_`` with."""
 
     @abstractmethod
     def score_samples(self, X: Any) -> np.ndarray:
@@ -114,7 +146,22 @@ class BaseTorchDetector(OutlierMixin, BaseEstimator):
     def _auto_offset(self, train_scores: np.ndarray) -> float:
         """Threshold used when ``contamination="auto"``."""
 
-    # -- fit helpers ------------------------------------------------------------
+    # -- fit ------------------------------------------------------------------------
+
+    def _fit_validated(self, X: Any, y: Any = None, **fit_params: Any) -> BaseTorchDetector:
+        """validate X -> resolve device and seeds -> ``_fit`` -> ``offset_``."""
+        X = self._validate_fit_data(X)
+        context = FitContext(resolve_device(self.device), fit_seed_sequence(self.random_state))
+        train_scores, weights = self._fit(X, y, context, **fit_params)
+        self.device_ = context.device
+        self._train_scores = np.asarray(train_scores, dtype=np.float64)
+        if self.contamination == "auto":
+            self.offset_ = float(self._auto_offset(self._train_scores))
+        else:
+            self.offset_ = weighted_percentile(
+                self._train_scores, 100.0 * self.contamination, weights
+            )
+        return self
 
     def _validate_fit_data(self, X: Any, **kwargs: Any) -> np.ndarray:
         reject_sparse(X)
@@ -125,20 +172,6 @@ class BaseTorchDetector(OutlierMixin, BaseEstimator):
             ensure_min_samples=2,
             **kwargs,
         )
-
-    def _start_fit(self) -> tuple[torch.device, int]:
-        """Resolve the device and draw this fit's seed (no global state used)."""
-        return resolve_device(self.device), seed_from_random_state(self.random_state)
-
-    def _set_offset(
-        self, train_scores: np.ndarray, sample_weight: np.ndarray | None = None
-    ) -> None:
-        if self.contamination == "auto":
-            self.offset_ = float(self._auto_offset(train_scores))
-        else:
-            self.offset_ = weighted_percentile(
-                train_scores, 100.0 * self.contamination, sample_weight
-            )
 
     # -- predict side -------------------------------------------------------------
 
@@ -165,6 +198,12 @@ class BaseTorchDetector(OutlierMixin, BaseEstimator):
         """
         return self.score_samples(X) - self.offset_
 
+    @staticmethod
+    def _labels(decision: np.ndarray) -> np.ndarray:
+        is_inlier = np.ones(decision.shape[0], dtype=int)
+        is_inlier[decision < 0] = -1
+        return is_inlier
+
     def predict(self, X: Any) -> np.ndarray:
         """Predict +1 for inliers and -1 for outliers.
 
@@ -176,18 +215,64 @@ class BaseTorchDetector(OutlierMixin, BaseEstimator):
         -------
         is_inlier : ndarray of shape (n_samples,), dtype int
         """
-        decision = self.decision_function(X)
-        is_inlier = np.ones(decision.shape[0], dtype=int)
-        is_inlier[decision < 0] = -1
-        return is_inlier
+        return self._labels(self.decision_function(X))
 
-    # -- pickling: fitted torch state travels on the CPU -----------------------------
+    def fit_predict(self, X: Any, y: Any = None, **kwargs: Any) -> np.ndarray:
+        """Fit, then label the training rows +1 (inlier) or -1 (outlier).
+
+        Equal to ``fit(X, y, **kwargs).predict(X)``, but reuses the scores that
+        ``fit`` computed for ``offset_`` instead of scoring X again.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : Ignored unless the estimator's ``fit`` uses it.
+        **kwargs : dict
+            Further arguments of ``fit``.
+
+        Returns
+        -------
+        is_inlier : ndarray of shape (n_samples,), dtype int
+        """
+        self.fit(X, y, **kwargs)
+        return self._labels(self._train_scores - self.offset_)
+
+    # -- pickling -------------------------------------------------------------------------
 
     def __getstate__(self) -> dict[str, Any]:
-        return state_to_cpu(super().__getstate__())
+        from . import __version__
+
+        state = super().__getstate__()
+        for name in self._device_attributes:
+            if name in state:
+                state[name] = cpu_copy(state[name])
+        state["_skhyper_version"] = __version__
+        state["_skhyper_pickle_format"] = PICKLE_FORMAT
+        return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        from . import __version__
+
+        name = type(self).__name__
+        fmt = state.pop("_skhyper_pickle_format", None)
+        version = state.pop("_skhyper_version", None)
+        if fmt != PICKLE_FORMAT:
+            raise IncompatiblePickleError(
+                f"This {name} was pickled by skhyper {version or '< 0.2'} in pickle "
+                f"format {fmt or 1}; skhyper {__version__} reads format {PICKLE_FORMAT}. "
+                f"Load it with skhyper {version or '0.1'} or fit it again."
+            )
+        if version != __version__:
+            warnings.warn(
+                f"This {name} was pickled by skhyper {version}; it is loaded by skhyper "
+                f"{__version__}. The pickle format is the same, but results may differ.",
+                InconsistentVersionWarning,
+                stacklevel=2,
+            )
         device = state.get("device_")
         if isinstance(device, torch.device):
-            state_to_device(state, usable_device(device))
+            target = usable_device(device)
+            for attr in self._device_attributes:
+                if attr in state:
+                    state[attr] = move_to(state[attr], target)
         super().__setstate__(state)

@@ -1,20 +1,23 @@
-"""Torch runtime helpers shared by the estimators: devices, local seeding,
-array/tensor conversion, batching and device-portable state.
+"""Torch runtime helpers shared by the estimators: devices, explicit random
+generators, parameter initialisation, array/tensor conversion and moving
+fitted state between devices.
 
-Nothing here touches global state: seeds go into local generators (or a
-forked RNG that is restored on exit), devices are resolved per call.
+Nothing here touches global state: every random draw goes through a
+``torch.Generator`` or ``numpy.random.Generator`` made for one fit, so fits
+running at the same time in threads do not disturb each other.
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
-from collections.abc import Iterator
+import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
 from sklearn.utils import check_random_state
+from torch import nn
 
 _INT32_MAX = np.iinfo(np.int32).max
 
@@ -47,80 +50,6 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return dev
 
 
-def seed_from_random_state(random_state: Any) -> int:
-    """Draw a 31-bit seed from a scikit-learn ``random_state``.
-
-    ``None`` draws fresh OS entropy instead of touching numpy's global
-    ``RandomState`` (which ``check_random_state(None)`` would return).
-    """
-    if random_state is None:
-        return int(np.random.default_rng().integers(_INT32_MAX))
-    return int(check_random_state(random_state).randint(_INT32_MAX))
-
-
-@contextlib.contextmanager
-def local_torch_seed(seed: int) -> Iterator[None]:
-    """Seed torch's CPU generator inside a block and restore it afterwards.
-
-    Used around module construction (``nn.Linear`` draws its initial weights
-    from the default generator). Only the CPU generator is forked and seeded,
-    so no CUDA state is created or changed.
-    """
-    with torch.random.fork_rng(devices=[]):
-        torch.default_generator.manual_seed(seed)
-        yield
-
-
-def make_generator(seed: int, device: torch.device) -> torch.Generator:
-    """A torch generator on ``device`` seeded with ``seed``."""
-    gen = torch.Generator(device=device)
-    gen.manual_seed(seed)
-    return gen
-
-
-def to_tensor(
-    X: np.ndarray, device: torch.device, dtype: torch.dtype = torch.float32
-) -> torch.Tensor:
-    """Copy an array (read-only and memmaps included) into a tensor."""
-    arr = np.array(X, dtype=torch.empty((), dtype=dtype).numpy().dtype, copy=True, order="C")
-    return torch.from_numpy(arr).to(device)
-
-
-def batch_slices(n: int, batch_size: int) -> Iterator[slice]:
-    """Consecutive slices of at most ``batch_size`` rows covering ``range(n)``."""
-    for start in range(0, n, batch_size):
-        yield slice(start, min(start + batch_size, n))
-
-
-def state_to_cpu(state: dict[str, Any]) -> dict[str, Any]:
-    """Copy of an estimator ``__dict__`` with all torch state on the CPU.
-
-    Modules are deep-copied before moving (``Module.to`` is in place), so the
-    live estimator is left on its device.
-    """
-    out = {}
-    for key, value in state.items():
-        if isinstance(value, torch.nn.Module):
-            on_cpu = all(p.device.type == "cpu" for p in value.parameters()) and all(
-                b.device.type == "cpu" for b in value.buffers()
-            )
-            out[key] = value if on_cpu else copy.deepcopy(value).cpu()
-        elif isinstance(value, torch.Tensor):
-            out[key] = value.cpu()
-        else:
-            out[key] = value
-    return out
-
-
-def state_to_device(state: dict[str, Any], device: torch.device) -> None:
-    """Move torch state in an unpickled ``__dict__`` onto ``device`` in place."""
-    for key, value in state.items():
-        if isinstance(value, torch.nn.Module):
-            value.to(device)
-        elif isinstance(value, torch.Tensor):
-            state[key] = value.to(device)
-
-
 def usable_device(device: torch.device) -> torch.device:
     """``device`` if it can be used in this process, else the CPU.
 
@@ -133,3 +62,101 @@ def usable_device(device: torch.device) -> torch.device:
         if device.index is not None and device.index >= torch.cuda.device_count():
             return torch.device("cpu")
     return device
+
+
+# -- seeds and generators -------------------------------------------------------
+
+
+def fit_seed_sequence(random_state: Any) -> np.random.SeedSequence:
+    """The root of all of one fit's randomness, from a scikit-learn ``random_state``.
+
+    An int gives the same root every time. ``None`` draws fresh OS entropy
+    instead of touching numpy's global ``RandomState`` (which
+    ``check_random_state(None)`` would return); a ``RandomState`` instance is
+    advanced by one draw, as scikit-learn's estimators do.
+    """
+    if random_state is None:
+        return np.random.SeedSequence()
+    return np.random.SeedSequence(int(check_random_state(random_state).randint(_INT32_MAX)))
+
+
+def spawn_seeds(root: np.random.SeedSequence, n: int) -> list[int]:
+    """``n`` independent 63-bit seeds spawned from ``root`` (one per use)."""
+    return [int(child.generate_state(1, np.uint64)[0] >> np.uint64(1)) for child in root.spawn(n)]
+
+
+def make_generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
+    """A torch generator on ``device`` seeded with ``seed``."""
+    gen = torch.Generator(device=device)
+    gen.manual_seed(int(seed))
+    return gen
+
+
+def build_module(factory: Callable[[], nn.Module], generator: torch.Generator) -> nn.Module:
+    """Construct a module without touching torch's global generator.
+
+    The module is built on the meta device (no memory, no random draws), then
+    materialised on the CPU, and every layer gets torch's default
+    initialisation drawn from ``generator``, layer by layer in construction
+    order (so a generator seeded like the global one gives the same weights).
+    """
+    with torch.device("meta"):
+        module = factory()
+    module = module.to_empty(device="cpu")
+    with torch.no_grad():
+        for layer in module.modules():
+            if isinstance(layer, (nn.Linear, nn.modules.conv._ConvNd)):
+                nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=generator)
+                if layer.bias is not None:
+                    fan_in = layer.weight[0].numel()
+                    bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+                    nn.init.uniform_(layer.bias, -bound, bound, generator=generator)
+            elif isinstance(layer, nn.modules.batchnorm._NormBase):
+                layer.reset_parameters()  # ones, zeros and running statistics
+            elif any(True for _ in layer.parameters(recurse=False)) or any(
+                True for _ in layer.buffers(recurse=False)
+            ):
+                raise TypeError(f"no deterministic initialisation for {type(layer).__name__}")
+    return module
+
+
+# -- arrays and tensors -----------------------------------------------------------
+
+
+def to_tensor(
+    X: np.ndarray, device: torch.device, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
+    """Copy an array (read-only and memmaps included) into a tensor."""
+    arr = np.array(X, dtype=torch.empty((), dtype=dtype).numpy().dtype, copy=True, order="C")
+    return torch.from_numpy(arr).to(device)
+
+
+# -- fitted state on devices ----------------------------------------------------------
+
+
+def _on_cpu(module: nn.Module) -> bool:
+    return all(t.device.type == "cpu" for t in [*module.parameters(), *module.buffers()])
+
+
+def cpu_copy(value: Any) -> Any:
+    """``value`` with its torch state on the CPU, leaving ``value`` itself as it is.
+
+    Modules are deep-copied before moving (``Module.to`` works in place);
+    other objects may define ``to(device)`` returning a moved copy.
+    """
+    if isinstance(value, nn.Module):
+        return value if _on_cpu(value) else copy.deepcopy(value).cpu()
+    if isinstance(value, torch.Tensor):
+        return value.cpu()
+    if hasattr(value, "to") and callable(value.to):
+        return value.to(torch.device("cpu"))
+    return value
+
+
+def move_to(value: Any, device: torch.device) -> Any:
+    """``value`` on ``device`` (modules in place; fine for freshly unpickled state)."""
+    if isinstance(value, (nn.Module, torch.Tensor)):
+        return value.to(device)
+    if hasattr(value, "to") and callable(value.to):
+        return value.to(device)
+    return value

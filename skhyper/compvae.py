@@ -9,49 +9,19 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.base import _fit_context
 from sklearn.preprocessing import LabelEncoder
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils import gen_batches
 from sklearn.utils.validation import check_array, column_or_1d
 
-from ._base import BaseTorchDetector, restore_on_failure
+from ._base import BaseTorchDetector, FitContext, fit_method
+from ._compat import Interval, StrOptions, get_chunk_n_rows
 from ._progress import Progress
-from ._torch import batch_slices, local_torch_seed, make_generator, to_tensor
-from .losses import (
-    COMPRESSIONS,
-    ROLL_STEP,
-    HypersphericalRegulariser,
-    MeanWeights,
-    reconstruction_error,
-)
-from .neighbors import AUTO_EXACT_MAX_BANK, ExactKNN, NNDescentKNN
+from ._torch import build_module, make_generator, spawn_seeds, to_tensor
+from .losses import COMPRESSIONS, ROLL_STEP, HypersphericalRegulariser
+from .neighbors import BACKENDS, LatentBank, TrainingRows
 from .networks import SphericalVAE, build_vae
-
-# Weights of mu's angular mean terms over training (spec/compvae.md): the first
-# angle's weight is raised late in training, the tail angles' ramp up in the
-# second phase.
-_W_FIRST, _W_FIRST_LATE = 100.0, 150.0
-_W_TAIL_START, _W_TAIL_END = 1.0, 10.0
-
-# epochs="auto": about this many gradient steps, within these epoch bounds
-_AUTO_STEPS = 1500
-_AUTO_EPOCHS_MIN, _AUTO_EPOCHS_MAX = 20, 400
-
-
-def auto_epochs(n_batches: int) -> int:
-    """Epochs giving about ``_AUTO_STEPS`` optimiser steps at ``n_batches`` per epoch."""
-    return int(np.clip(math.ceil(_AUTO_STEPS / n_batches), _AUTO_EPOCHS_MIN, _AUTO_EPOCHS_MAX))
-
-
-def _row_keys(X: np.ndarray, multipliers: np.ndarray) -> np.ndarray:
-    """A 64-bit key per row from the bits of its float64 values.
-
-    Used to recognise training rows at scoring time. Odd multipliers make the
-    map from one differing word to the key injective.
-    """
-    X64 = np.ascontiguousarray(X, dtype=np.float64) + 0.0  # -0.0 -> 0.0
-    words = X64.view(np.uint64)
-    return (words * multipliers).sum(axis=1, dtype=np.uint64)
+from .preprocessing import IdentityTransform, InputTransform
+from .training import auto_epochs, n_batches, train_vae
 
 
 class CompVAEDetector(BaseTorchDetector):
@@ -180,7 +150,7 @@ class CompVAEDetector(BaseTorchDetector):
         "hidden_layer_sizes": [tuple, list],
         "image_shape": [None, tuple, list],
         "n_neighbors": [Interval(Integral, 1, None, closed="left")],
-        "knn_backend": [StrOptions({"auto", "exact", "pynndescent"})],
+        "knn_backend": [StrOptions(set(BACKENDS))],
         "epochs": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "kl_target": [Interval(Real, 0, None, closed="left")],
@@ -188,6 +158,8 @@ class CompVAEDetector(BaseTorchDetector):
         "class_conditional": ["boolean"],
         "standardize": [StrOptions({"auto"}), "boolean"],
     }
+
+    _device_attributes = ("model_", "_bank")
 
     def __init__(
         self,
@@ -233,8 +205,7 @@ class CompVAEDetector(BaseTorchDetector):
 
     # -- fit ----------------------------------------------------------------------
 
-    @restore_on_failure
-    @_fit_context(prefer_skip_nested_validation=True)
+    @fit_method
     def fit(self, X: Any, y: Any = None) -> CompVAEDetector:
         """Fit the VAE and build the latent bank.
 
@@ -251,7 +222,9 @@ class CompVAEDetector(BaseTorchDetector):
         self : object
             Fitted estimator.
         """
-        X = self._validate_fit_data(X)
+        return self._fit_validated(X, y)
+
+    def _fit(self, X: np.ndarray, y: Any, context: FitContext) -> tuple[np.ndarray, None]:
         n_samples, n_features = X.shape
         if self.n_neighbors >= n_samples:
             raise ValueError(
@@ -262,51 +235,54 @@ class CompVAEDetector(BaseTorchDetector):
         hidden = self._check_hidden()
         image_shape = self._check_image_shape(n_features)
         labels, classes = self._check_labels(y, n_samples)
+        device = context.device
+        init_seed, sample_seed, batch_seed, index_seed = spawn_seeds(context.seeds, 4)
 
-        device, seed = self._start_fit()
         standardize = image_shape is None if self.standardize == "auto" else self.standardize
-        if standardize:
-            mean = X.mean(axis=0, dtype=np.float64)
-            scale = X.std(axis=0, dtype=np.float64)
-            scale[scale < 1e-12] = 1.0
-        else:
-            mean, scale = np.zeros(n_features), np.ones(n_features)
+        transform = InputTransform("standard", X) if standardize else IdentityTransform()
         sigmoid = image_shape is not None and X.min() >= 0 and X.max() <= 1
-
-        with local_torch_seed(seed):
-            model = build_vae(n_features, self.latent_dim, hidden, image_shape, sigmoid)
-        model.to(device)
+        model = build_module(
+            lambda: build_vae(n_features, self.latent_dim, hidden, image_shape, sigmoid),
+            make_generator(init_seed),
+        ).to(device)
         regulariser = HypersphericalRegulariser(
             self.latent_dim, self._compression(), self.sigma_angle_gain
         ).to(device)
 
-        X_train = to_tensor((X - mean) / scale, device)
-        history = self._train(model, regulariser, X_train, labels, len(classes), seed, device)
-
+        per_epoch = n_batches(n_samples, self.batch_size, labels)
+        epochs = auto_epochs(per_epoch) if self.epochs == "auto" else self.epochs
+        with Progress(epochs, "CompVAE", self.verbose) as bar:
+            history = train_vae(
+                model,
+                regulariser,
+                to_tensor(transform.transform(X), device),
+                labels,
+                len(classes),
+                epochs=epochs,
+                batches_per_epoch=per_epoch,
+                learning_rate=self.learning_rate,
+                kl_target=self.kl_target,
+                generator=make_generator(sample_seed, device),
+                rng=np.random.default_rng(batch_seed),
+                on_epoch=lambda m: bar.update(postfix=f"loss={m['loss']:.4g}"),
+            )
         model = model.double().eval()
         for p in model.parameters():
             p.requires_grad_(False)
-        self._scaling = (mean, scale)
-        bank = self._encode_means(model, X, device)
 
-        self.device_ = device
         self.model_ = model
+        self.transform_ = transform
         self.history_ = history
         if classes is not None:
             self.classes_ = classes
-        self._bank = bank
-        self._ann = self._build_ann(bank, seed)
-        multipliers = np.random.default_rng(seed).integers(
-            1, np.iinfo(np.int64).max, size=n_features, dtype=np.int64
-        ).astype(np.uint64) | np.uint64(1)
-        keys = _row_keys(X, multipliers)
-        order = np.argsort(keys, kind="stable")
-        self._key_multipliers = multipliers
-        self._train_keys = keys[order]
-        self._train_key_rows = order
-
-        self._set_offset(self._scores(X))
-        return self
+        self._bank = LatentBank(
+            self._encode_means(X, device), self.knn_backend, self.n_neighbors, index_seed
+        )
+        self._training_rows = TrainingRows(X, index_seed)
+        train_scores = -self._bank.leave_one_out_distance(
+            self.n_neighbors, self.batch_size, self._max_pairs(self.batch_size)
+        )
+        return train_scores, None
 
     def _check_hidden(self) -> tuple[int, ...]:
         hidden = tuple(self.hidden_layer_sizes)
@@ -348,133 +324,20 @@ class CompVAEDetector(BaseTorchDetector):
             )
         return labels, encoder.classes_
 
-    def _n_batches(self, n: int, labels: np.ndarray | None) -> int:
-        n_batches = max(1, int(round(n / self.batch_size)))
-        if labels is not None:
-            # each batch needs >= 2 rows of every class for its statistics
-            n_batches = max(1, min(n_batches, int(np.bincount(labels).min()) // 2))
-        return n_batches
-
-    def _batches(self, n: int, labels: np.ndarray | None, rng: np.random.Generator) -> list:
-        """Index arrays of one epoch; stratified so each batch holds every class."""
-        n_batches = self._n_batches(n, labels)
-        if labels is None:
-            return np.array_split(rng.permutation(n), n_batches)
-        per_class = [rng.permutation(np.flatnonzero(labels == c)) for c in np.unique(labels)]
-        chunks = [np.array_split(p, n_batches) for p in per_class]
-        return [np.concatenate([c[b] for c in chunks]) for b in range(n_batches)]
-
-    def _train(
-        self,
-        model: SphericalVAE,
-        regulariser: HypersphericalRegulariser,
-        X: torch.Tensor,
-        labels: np.ndarray | None,
-        n_classes: int,
-        seed: int,
-        device: torch.device,
-    ) -> dict[str, list[float]]:
-        gen = make_generator(seed + 1, device)
-        rng = np.random.default_rng(seed + 2)
-        opt = torch.optim.Adam(model.parameters(), lr=self.learning_rate, fused=True)
-        labels_t = None if labels is None else torch.as_tensor(labels, device=device)
-        n = X.shape[0]
-        epochs = auto_epochs(self._n_batches(n, labels)) if self.epochs == "auto" else self.epochs
-        ramp_end = max(1, epochs // 2)
-        late = max(ramp_end, (3 * epochs) // 4)
-        beta = None
-        history: dict[str, list[float]] = {}
-        model.train()
-        with Progress(epochs, "CompVAE", self.verbose) as bar:
-            for epoch in range(epochs):
-                if epoch < ramp_end:
-                    ramp = math.sqrt(epoch) + 1.0
-                    tail = _W_TAIL_START
-                else:
-                    ramp = 1.0
-                    frac = (epoch - ramp_end + 1) / max(1, epochs - ramp_end)
-                    tail = _W_TAIL_START + frac * (_W_TAIL_END - _W_TAIL_START)
-                weights = MeanWeights(
-                    first=_W_FIRST_LATE if epoch >= late else _W_FIRST, tail=tail
-                )
-                sums: dict[str, torch.Tensor] = {}
-                batches = self._batches(n, labels, rng)
-                for idx in batches:
-                    idx_t = torch.as_tensor(idx, device=device)
-                    xb = X[idx_t]
-                    lb = None if labels_t is None else labels_t[idx_t]
-                    mu, sigma, x_hat = model(xb, gen)
-                    rec = reconstruction_error(x_hat, xb)
-                    reg = regulariser(mu, sigma, weights, lb, n_classes)
-                    if beta is None:  # first batch: provisional calibration
-                        beta = self._calibrate(rec.item(), reg["total"].item())
-                    loss = rec + beta * ramp * reg["total"]
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt.step()
-                    parts = {"loss": loss, "reconstruction": rec, "regulariser": reg["total"]}
-                    parts.update({k: v for k, v in reg.items() if k != "total"})
-                    for key, value in parts.items():
-                        sums[key] = sums.get(key, 0.0) + value.detach()
-                means = {k: float(v) / len(batches) for k, v in sums.items()}
-                if not all(math.isfinite(v) for v in means.values()):
-                    raise FloatingPointError(
-                        f"CompVAE training diverged at epoch {epoch} (non-finite loss); "
-                        "try a smaller learning_rate or standardised inputs."
-                    )
-                if epoch == 0:
-                    beta = self._calibrate(means["reconstruction"], means["regulariser"])
-                means["beta"] = beta
-                for key, value in means.items():
-                    history.setdefault(key, []).append(value)
-                bar.update(postfix=f"loss={means['loss']:.4g}")
-        return history
-
-    def _calibrate(self, reconstruction: float, regulariser: float) -> float:
-        return self.kl_target * reconstruction / max(regulariser, 1e-12)
-
-    def _build_ann(self, bank: torch.Tensor, seed: int) -> NNDescentKNN | None:
-        backend = self.knn_backend
-        if backend == "auto":
-            backend = "exact" if bank.shape[0] <= AUTO_EXACT_MAX_BANK else "pynndescent"
-        if backend == "exact":
-            return None
-        return NNDescentKNN(bank.cpu().numpy(), self.n_neighbors + 1, seed)
-
     # -- scoring -----------------------------------------------------------------------
 
-    def _encode_means(
-        self, model: SphericalVAE, X: np.ndarray, device: torch.device
-    ) -> torch.Tensor:
-        mean, scale = self._scaling
+    def _encode_means(self, X: np.ndarray, device: torch.device) -> torch.Tensor:
         out = []
         with torch.no_grad():
-            for sl in batch_slices(X.shape[0], self.batch_size):
-                xb = to_tensor((X[sl] - mean) / scale, device, dtype=torch.float64)
-                out.append(model.encode(xb)[0])
+            for sl in gen_batches(X.shape[0], self.batch_size):
+                xb = to_tensor(self.transform_.transform(X[sl]), device, dtype=torch.float64)
+                out.append(self.model_.encode(xb)[0])
         return torch.cat(out)
 
-    def _own_rows(self, X: np.ndarray) -> np.ndarray:
-        """Training index of each row of X that is a training row, else -1."""
-        keys = _row_keys(X, self._key_multipliers)
-        pos = np.searchsorted(self._train_keys, keys)
-        pos = np.minimum(pos, len(self._train_keys) - 1)
-        hit = self._train_keys[pos] == keys
-        return np.where(hit, self._train_key_rows[pos], -1)
-
-    def _mean_knn_distance(self, mu: torch.Tensor, own: np.ndarray) -> np.ndarray:
-        k = self.n_neighbors
-        if self._ann is None:
-            dist_t, idx_t = ExactKNN(self._bank).kneighbors(mu, k + 1)
-            dist, idx = dist_t.cpu().numpy().astype(np.float64), idx_t.cpu().numpy()
-        else:
-            dist, idx = self._ann.kneighbors(mu.cpu().numpy(), k + 1)
-        is_own = idx == own[:, None]
-        # drop the row's own entry when listed, otherwise the (k+1)-th neighbour
-        drop = np.where(is_own.any(axis=1), is_own.argmax(axis=1), k)
-        keep = np.ones_like(is_own)
-        keep[np.arange(len(drop)), drop] = False
-        return dist[keep].reshape(-1, k).mean(axis=1)
+    def _max_pairs(self, n_queries: int) -> int:
+        """Pairwise distances per kNN chunk, within scikit-learn's ``working_memory``."""
+        rows = get_chunk_n_rows(row_bytes=8 * len(self._bank), max_n_rows=max(n_queries, 1))
+        return rows * len(self._bank)
 
     def score_samples(self, X: Any) -> np.ndarray:
         """Opposite of the anomaly score: minus the mean latent kNN distance.
@@ -489,14 +352,15 @@ class CompVAEDetector(BaseTorchDetector):
             Higher is more normal. Rows identical to a training row are scored
             without that row's own entry in the bank.
         """
-        return self._scores(self._validate_predict_data(X))
-
-    def _scores(self, X: np.ndarray) -> np.ndarray:
+        X = self._validate_predict_data(X)
         device = self._inference_device()
         scores = np.empty(X.shape[0], dtype=np.float64)
-        for sl in batch_slices(X.shape[0], self.batch_size):
-            mu = self._encode_means(self.model_, X[sl], device)
-            scores[sl] = -self._mean_knn_distance(mu, self._own_rows(X[sl]))
+        for sl in gen_batches(X.shape[0], self.batch_size):
+            mu = self._encode_means(X[sl], device)
+            own = self._training_rows.find(X[sl])
+            scores[sl] = -self._bank.mean_distance(
+                mu, self.n_neighbors, own, self._max_pairs(mu.shape[0])
+            )
         return scores
 
     def transform_latent(self, X: Any) -> np.ndarray:
@@ -511,7 +375,7 @@ class CompVAEDetector(BaseTorchDetector):
         mu : ndarray of shape (n_samples, latent_dim), dtype float64
         """
         X = self._validate_predict_data(X)
-        return self._encode_means(self.model_, X, self._inference_device()).cpu().numpy()
+        return self._encode_means(X, self._inference_device()).cpu().numpy()
 
     def _auto_offset(self, train_scores: np.ndarray) -> float:
         q1, q3 = np.percentile(-train_scores, [25, 75])

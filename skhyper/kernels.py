@@ -24,7 +24,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._torch import batch_slices
 
 LOG_FLOOR = -40.0
 
@@ -116,7 +115,8 @@ class KernelEnsemble(nn.Module):
         hx = torch.zeros(T * M, d, dtype=mu.dtype, device=mu.device)
         hsum = torch.zeros(T, M, dtype=mu.dtype, device=mu.device)
         two_a = 2.0 * a
-        for sl in batch_slices(X_aug.shape[0], chunk_size):
+        for start in range(0, X_aug.shape[0], chunk_size):
+            sl = slice(start, start + chunk_size)
             xa = X_aug[sl]
             n = xa.shape[0]
             # the floor keeps exp() out of float32 denormals (very slow on CPU);
@@ -177,20 +177,42 @@ def random_rows(
     return X[idx]
 
 
+def held_widths(width_end: float | Sequence[float], n_steps: int) -> np.ndarray:
+    """``width_end`` as distinct held widths, broad to narrow, checked.
+
+    Raises a ``ValueError`` naming the problem for an empty, non-positive or
+    non-finite ``width_end``, or fewer steps than widths.
+    """
+    try:
+        ends = np.atleast_1d(np.asarray(width_end, dtype=np.float64))
+    except (TypeError, ValueError):
+        ends = np.empty(0)
+    if ends.ndim != 1 or ends.size == 0 or not np.all(np.isfinite(ends) & (ends > 0)):
+        raise ValueError(
+            "width_end must be a positive number or a non-empty sequence of "
+            f"positive numbers; got {width_end!r}."
+        )
+    ends = np.unique(ends)[::-1]
+    if n_steps < ends.size:
+        raise ValueError(
+            f"n_steps={n_steps} is too few for {ends.size} held widths "
+            "(width_end): each needs at least one step."
+        )
+    return ends
+
+
 def width_schedule(
     start: float, ends: float | Sequence[float], n_steps: int, anneal_fraction: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """Annealing from ``start`` down to each held width in turn.
 
-    ``ends`` is one width or several, broad to narrow (one per scale). The
-    steps are split evenly between the scales; in each, the width falls
-    geometrically from the previous width over ``anneal_fraction`` of the
-    scale's steps and is then held. Returns the width of every step and its
-    scale index while held (-1 while annealing).
+    ``ends`` is one width or several (see :func:`held_widths`; used broad to
+    narrow). The steps are split evenly between the scales; in each, the
+    width falls geometrically from the previous width over
+    ``anneal_fraction`` of the scale's steps and is then held. Returns the
+    width of every step and its scale index while held (-1 while annealing).
     """
-    ends = np.atleast_1d(np.asarray(ends, dtype=np.float64))
-    if n_steps < len(ends):
-        raise ValueError(f"{n_steps} steps cannot hold {len(ends)} widths")
+    ends = held_widths(ends, n_steps)
     bounds = np.linspace(0, n_steps, len(ends) + 1).round().astype(int)
     widths = np.empty(n_steps, dtype=np.float64)
     stage = np.full(n_steps, -1, dtype=np.int64)

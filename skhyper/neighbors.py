@@ -1,5 +1,10 @@
-"""k-nearest-neighbour backends over a bank of latent vectors.
+"""k-nearest-neighbour search over a bank of latent vectors.
 
+- :class:`LatentBank`: the one interface the estimators use. It holds the
+  training rows' latent vectors, answers mean k-NN distances with a
+  training row's own entry left out, and picks the backend.
+- :class:`TrainingRows`: recognises training rows among query rows, so a
+  training row scored later is also scored without its own entry.
 - :class:`ExactKNN`: chunked brute force in torch on the bank's device. Each
   pairwise distance is computed on its own (no matrix-product expansion), in
   the bank's dtype, so results do not depend on how queries are batched.
@@ -7,24 +12,27 @@
   only when used (its numba compilation costs tens of seconds in a fresh
   process).
 
-Both return ``(distances, indices)`` sorted by increasing distance.
+Backends return ``(distances, indices)`` sorted by increasing distance.
 """
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import numpy as np
 import torch
 
-# Largest bank for which knn_backend="auto" uses exact search. Measured by
+# Largest bank for which backend="auto" uses exact search. Measured by
 # benchmarks/bench_knn_backends.py with as many queries as bank rows (fit scores
 # its own rows): once compiled, pynndescent is faster from about 10,000 rows,
 # but its first call in a process pays ~24 s of numba compilation and its
 # recall@3 is only 0.78-0.85; counting the compile, the two meet near 100,000.
 AUTO_EXACT_MAX_BANK = 100_000
 
-# Cap on the number of pairwise distances held at once (per query chunk).
+BACKENDS = ("auto", "exact", "pynndescent")
+
+# Default cap on the number of pairwise distances held at once.
 _PAIRS_PER_CHUNK = 4_000_000
 
 
@@ -39,13 +47,16 @@ class ExactKNN:
     def __init__(self, bank: torch.Tensor) -> None:
         self.bank = bank
 
-    def kneighbors(self, queries: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def kneighbors(
+        self, queries: torch.Tensor, k: int, max_pairs: int | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         n_bank = self.bank.shape[0]
         if k > n_bank:
             raise ValueError(f"k={k} exceeds the bank size {n_bank}")
+        pairs = _PAIRS_PER_CHUNK if max_pairs is None else max(int(max_pairs), 1)
         queries = queries.to(device=self.bank.device, dtype=self.bank.dtype)
-        q_chunk = max(1, min(queries.shape[0], _PAIRS_PER_CHUNK // max(n_bank, 1)))
-        b_chunk = max(k, _PAIRS_PER_CHUNK // q_chunk)
+        q_chunk = max(1, min(queries.shape[0], pairs // max(n_bank, 1)))
+        b_chunk = max(k, pairs // q_chunk)
         out_d, out_i = [], []
         for qs in range(0, queries.shape[0], q_chunk):
             q = queries[qs : qs + q_chunk]
@@ -111,3 +122,129 @@ class NNDescentKNN:
         dist = np.sqrt((diff * diff).sum(axis=2))
         order = np.argsort(dist, axis=1, kind="stable")
         return np.take_along_axis(dist, order, 1), np.take_along_axis(idx, order, 1)
+
+
+def resolve_backend(backend: str, n_bank: int) -> str:
+    """``"auto"`` -> ``"exact"`` up to :data:`AUTO_EXACT_MAX_BANK` rows, else ``"pynndescent"``."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if backend == "auto":
+        return "exact" if n_bank <= AUTO_EXACT_MAX_BANK else "pynndescent"
+    return backend
+
+
+class LatentBank:
+    """The training rows' latent vectors, queried for mean k-NN distances.
+
+    Parameters
+    ----------
+    latents : Tensor of shape (n_bank, dim)
+        Row i is the latent vector of training row i.
+    backend : {"auto", "exact", "pynndescent"}
+    n_neighbors : int
+        The k of the queries (the approximate index is built for k + 1).
+    seed : int
+        Seed of the approximate index.
+    """
+
+    def __init__(self, latents: torch.Tensor, backend: str, n_neighbors: int, seed: int) -> None:
+        self.latents = latents
+        self.backend = resolve_backend(backend, latents.shape[0])
+        self._ann = (
+            NNDescentKNN(latents.cpu().numpy(), n_neighbors + 1, seed)
+            if self.backend == "pynndescent"
+            else None
+        )
+
+    def __len__(self) -> int:
+        return int(self.latents.shape[0])
+
+    def to(self, device: torch.device) -> LatentBank:
+        """A copy whose exact bank lives on ``device`` (the index stays on the CPU)."""
+        moved = copy.copy(self)
+        moved.latents = self.latents.to(device)
+        return moved
+
+    def mean_distance(
+        self,
+        queries: torch.Tensor,
+        k: int,
+        own: np.ndarray,
+        max_pairs: int | None = None,
+    ) -> np.ndarray:
+        """Mean distance to the ``k`` nearest bank rows, float64, shape (n_queries,).
+
+        ``own[i]`` is the bank index of query i's own entry, left out of its
+        neighbours, or -1 for a query that is not a bank row.
+        """
+        if self._ann is None:
+            dist_t, idx_t = ExactKNN(self.latents).kneighbors(queries, k + 1, max_pairs)
+            dist, idx = dist_t.cpu().numpy().astype(np.float64), idx_t.cpu().numpy()
+        else:
+            dist, idx = self._ann.kneighbors(queries.cpu().numpy(), k + 1)
+        is_own = idx == np.asarray(own)[:, None]
+        # drop the row's own entry when listed, otherwise the (k+1)-th neighbour
+        drop = np.where(is_own.any(axis=1), is_own.argmax(axis=1), k)
+        keep = np.ones_like(is_own)
+        keep[np.arange(len(drop)), drop] = False
+        return dist[keep].reshape(-1, k).mean(axis=1)
+
+    def leave_one_out_distance(
+        self, k: int, batch_size: int, max_pairs: int | None = None
+    ) -> np.ndarray:
+        """:meth:`mean_distance` of every bank row with its own entry left out."""
+        n = len(self)
+        out = np.empty(n, dtype=np.float64)
+        for start in range(0, n, batch_size):
+            stop = min(start + batch_size, n)
+            out[start:stop] = self.mean_distance(
+                self.latents[start:stop], k, np.arange(start, stop), max_pairs
+            )
+        return out
+
+
+def _mix64(z: np.ndarray) -> np.ndarray:
+    """The SplitMix64 finaliser, element-wise: a bijection of uint64 that
+    spreads every input bit over the whole word (arithmetic wraps mod 2**64)."""
+    z = z ^ (z >> np.uint64(30))
+    z = z * np.uint64(0xBF58476D1CE4E5B9)
+    z = z ^ (z >> np.uint64(27))
+    z = z * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+class TrainingRows:
+    """Recognises training rows by the bits of their float64 values.
+
+    Each row gets a 64-bit key: a random odd-weighted sum of its float64
+    words, each word first passed through a bijective bit mixer. Without the
+    mixer, data with short mantissas (integers, pixels k/255) have their
+    variation in a word's top bits only, and the key would keep as few as 16
+    bits of it.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_rows, n_features)
+    seed : int
+        Seed of the key multipliers.
+    """
+
+    def __init__(self, X: np.ndarray, seed: int) -> None:
+        self.multipliers = np.random.default_rng(seed).integers(
+            1, np.iinfo(np.int64).max, size=X.shape[1], dtype=np.int64
+        ).astype(np.uint64) | np.uint64(1)
+        keys = self._keys(X)
+        self.order = np.argsort(keys, kind="stable")
+        self.sorted_keys = keys[self.order]
+
+    def _keys(self, X: np.ndarray) -> np.ndarray:
+        X64 = np.ascontiguousarray(X, dtype=np.float64) + 0.0  # -0.0 -> 0.0
+        return (_mix64(X64.view(np.uint64)) * self.multipliers).sum(axis=1, dtype=np.uint64)
+
+    def find(self, X: np.ndarray) -> np.ndarray:
+        """Training index of each row of X that is a training row, else -1."""
+        keys = self._keys(X)
+        pos = np.searchsorted(self.sorted_keys, keys)
+        pos = np.minimum(pos, len(self.sorted_keys) - 1)
+        hit = self.sorted_keys[pos] == keys
+        return np.where(hit, self.order[pos], -1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from numbers import Integral, Real
@@ -9,112 +10,15 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy.special import ndtr, ndtri
-from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import _check_sample_weight, check_array
+from sklearn.utils import gen_batches
+from sklearn.utils.validation import check_array
 
-from ._base import BaseTorchDetector, reject_sparse, restore_on_failure
+from ._base import BaseTorchDetector, FitContext, fit_method, reject_sparse
+from ._compat import Interval, StrOptions, _check_sample_weight, get_chunk_n_rows
 from ._progress import Progress
-from ._torch import batch_slices, make_generator, to_tensor
-from .kernels import (
-    KernelEnsemble,
-    kmeans_plus_plus,
-    random_rows,
-    train_kernels,
-    width_schedule,
-)
-
-# reference calibration draws pseudo-data of the size of X from X_ref
-REFERENCE_MIN_RATIO = 5
-# unsupervised mode: size of the synthetic Gaussian reference
-_SYNTH_RATIO, _SYNTH_MIN, _SYNTH_MAX = 5, 1000, 50_000
-# rows used to measure the typical distance that sets the width scale
-_DISTANCE_ROWS = 1000
-# scoring keeps batch * kernels * features below this many float64s
-_SCORE_ELEMENTS = 1 << 22
-
-
-def canonical_sample(
-    X: np.ndarray, sample_weight: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct rows (sorted) with summed weights, zero weights dropped.
-
-    A weighted sample and the same sample with rows repeated (in any order)
-    map to bit-identical arrays, so everything downstream agrees exactly.
-    """
-    keep = sample_weight > 0
-    rows, inverse = np.unique(X[keep], axis=0, return_inverse=True)
-    weights = np.bincount(inverse.ravel(), weights=sample_weight[keep])
-    return rows, weights
-
-
-def _weighted_quantiles(X: np.ndarray, w: np.ndarray, probs: np.ndarray) -> np.ndarray:
-    """Per-column weighted quantiles (Hazen plotting positions), shape (len(probs), d)."""
-    out = np.empty((len(probs), X.shape[1]))
-    total = w.sum()
-    for j in range(X.shape[1]):
-        order = np.argsort(X[:, j], kind="stable")
-        col, wj = X[order, j], w[order]
-        pos = (np.cumsum(wj) - 0.5 * wj) / total
-        out[:, j] = np.interp(probs, pos, col)
-    return out
-
-
-def _upper_tail_ranks(stats: np.ndarray) -> np.ndarray:
-    """``#{j: t[s, j] >= t[s, i]} / n`` for every scale s and fit i, shape (S, n).
-
-    Over the observed fit and its toys together, so that under the null all
-    of them are exchangeable (for the observed fit, the usual permutation
-    p-value ``(1 + #{null >= t}) / (1 + K)``).
-    """
-    n = stats.shape[1]
-    out = np.empty_like(stats)
-    for s, row in enumerate(stats):
-        out[s] = (n - np.searchsorted(np.sort(row), row, side="left")) / n
-    return out
-
-
-class _InputTransform:
-    """Standard, robust or quantile-normal scaling, fitted on a weighted sample."""
-
-    def __init__(self, kind: str, X: np.ndarray, w: np.ndarray) -> None:
-        self.kind = kind
-        mean = np.average(X, axis=0, weights=w)
-        std = np.sqrt(np.average((X - mean) ** 2, axis=0, weights=w))
-        std[~(std > 0)] = 1.0
-        if kind == "standard":
-            self.loc, self.scale = mean, std
-        elif kind == "robust":
-            q25, q50, q75 = _weighted_quantiles(X, w, np.array([0.25, 0.5, 0.75]))
-            iqr = (q75 - q25) / 1.3489795
-            self.loc, self.scale = q50, np.where(iqr > 0, iqr, std)
-        else:
-            n_q = int(min(1000, X.shape[0]))
-            self.probs = np.linspace(0.0, 1.0, n_q)
-            self.quantiles = _weighted_quantiles(X, w, self.probs)
-            self.eps = max(0.5 / w.sum(), 1e-7)
-
-    def transform(self, X: np.ndarray) -> np.ndarray:
-        if self.kind != "quantile":
-            return (X - self.loc) / self.scale
-        Z = np.empty(X.shape, dtype=np.float64)
-        for j in range(X.shape[1]):
-            q = self.quantiles[:, j]
-            # average of up- and down-interpolation handles repeated quantiles
-            u = 0.5 * (
-                np.interp(X[:, j], q, self.probs)
-                - np.interp(-X[:, j], -q[::-1], -self.probs[::-1])
-            )
-            Z[:, j] = ndtri(np.clip(u, self.eps, 1.0 - self.eps))
-        return Z
-
-    def inverse_transform(self, Z: np.ndarray) -> np.ndarray:
-        if self.kind != "quantile":
-            return Z * self.scale + self.loc
-        X = np.empty(Z.shape, dtype=np.float64)
-        for j in range(Z.shape[1]):
-            X[:, j] = np.interp(ndtr(Z[:, j]), self.probs, self.quantiles[:, j])
-        return X
+from .kernels import KernelEnsemble
+from .preprocessing import TRANSFORMS, canonical_sample
+from .twosample import CALIBRATIONS, SparKerOptions, run_sparker
 
 
 class SparKerDetector(BaseTorchDetector):
@@ -285,10 +189,13 @@ class SparKerDetector(BaseTorchDetector):
         "anneal_fraction": [Interval(Real, 0, 1, closed="right")],
         "n_restarts": [Interval(Integral, 1, None, closed="left")],
         "init": [StrOptions({"k-means++", "random"})],
-        "calibration": [StrOptions({"permutation", "reference"}), None],
+        "calibration": [StrOptions(set(CALIBRATIONS)), None],
         "n_permutations": [Interval(Integral, 0, None, closed="left")],
-        "preprocessing": [StrOptions({"standard", "robust", "quantile"})],
+        "preprocessing": [StrOptions(set(TRANSFORMS))],
     }
+
+    # the kernels are small and score on the CPU wherever they were fitted
+    _device_attributes: tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -331,7 +238,7 @@ class SparKerDetector(BaseTorchDetector):
 
     # -- fit ------------------------------------------------------------------
 
-    @restore_on_failure
+    @fit_method
     def fit(
         self,
         X: Any,
@@ -358,149 +265,59 @@ class SparKerDetector(BaseTorchDetector):
         -------
         self : SparKerDetector
         """
-        self._validate_params()
-        ends = self._held_widths()
-        X = self._validate_fit_data(X)
+        return self._fit_validated(X, y, X_ref=X_ref, sample_weight=sample_weight)
+
+    def _options(self) -> SparKerOptions:
+        names = [f.name for f in dataclasses.fields(SparKerOptions) if f.name != "chunk_size"]
+        return SparKerOptions(
+            **{name: getattr(self, name) for name in names}, chunk_size=self.batch_size
+        )
+
+    def _fit(
+        self, X: np.ndarray, y: Any, context: FitContext, *, X_ref: Any, sample_weight: Any
+    ) -> tuple[np.ndarray, np.ndarray]:
         sample_weight = _check_sample_weight(
             sample_weight, X, dtype=np.float64, ensure_non_negative=True
         )
-        device, seed = self._start_fit()
-        rng = np.random.default_rng(seed)
-        gen = make_generator(int(rng.integers(2**31 - 1)), device)
         X_d, w_d = canonical_sample(np.asarray(X, dtype=np.float64), sample_weight)
+        R = None if X_ref is None else self._validate_reference(X_ref, X.shape[0])
         n_toys = self.n_permutations if self.calibration is not None else 0
-        calibration = self.calibration if n_toys > 0 else None
 
-        if X_ref is None:
-            R = self._synthetic_reference(X_d, w_d, calibration, rng)
-        else:
-            R = self._validate_reference(X_ref, X.shape[0])
-        if calibration == "reference":
-            n_pseudo = max(int(round(w_d.sum())), 1)
-            if R.shape[0] < REFERENCE_MIN_RATIO * n_pseudo:
-                raise ValueError(
-                    f"X_ref has {R.shape[0]} rows, too few for calibration='reference' "
-                    f"with {n_pseudo} data rows: it needs at least "
-                    f"{REFERENCE_MIN_RATIO} times as many reference rows. Use "
-                    "calibration='permutation' or a larger X_ref."
-                )
-
-        pooled = np.vstack([X_d, R])
-        base_w = np.concatenate([w_d, np.ones(R.shape[0])])
-        n_d = X_d.shape[0]
-        if calibration == "reference":
-            transform = _InputTransform(self.preprocessing, R, np.ones(R.shape[0]))
-            scale_rows = slice(n_d, None)
-        else:
-            transform = _InputTransform(self.preprocessing, pooled, base_w)
-            scale_rows = slice(0, None)
-        Z = to_tensor(transform.transform(pooled), device)
-        omega = to_tensor(base_w, device)
-        scale = self._typical_distance(Z[scale_rows], omega[scale_rows], gen)
-
-        w_data, w_ref = self._toy_weights(omega, n_d, n_toys, calibration, gen)
-        n_fits = w_data.shape[0]
-        S = self.n_restarts
-        w_data = w_data.repeat_interleave(S, dim=0)
-        w_ref = w_ref.repeat_interleave(S, dim=0)
-        if self.init == "k-means++":
-            init = kmeans_plus_plus(Z, w_data, self.n_kernels, gen)
-        else:
-            init = random_rows(Z, w_data, self.n_kernels, gen)
-        widths, stages = width_schedule(
-            self.width_start * scale, ends * scale, self.n_steps, self.anneal_fraction
-        )
-        desc = f"SparKer ({n_fits} fits x {S} restarts)"
+        desc = f"SparKer ({1 + n_toys} fits x {self.n_restarts} restarts)"
         with Progress(self.n_steps, desc, self.verbose) as bar:
-            result = train_kernels(
-                Z,
-                w_data,
-                w_ref,
-                init,
-                widths=widths,
-                stages=stages,
-                learning_rate=self.learning_rate,
-                clip=self.amplitude_clip,
-                chunk_size=self.batch_size,
-                # Adam steps every coordinate by ~lr, so a centre's step grows
-                # like sqrt(d); hold it at its size in 8 dimensions
-                center_lr=self.learning_rate * min(1.0, math.sqrt(8.0 / Z.shape[1])),
+            result = run_sparker(
+                X_d,
+                w_d,
+                R,
+                self._options(),
+                calibration=self.calibration,
+                n_toys=n_toys,
+                device=context.device,
+                seeds=context.seeds,
                 callback=lambda step, loss: bar.update(
-                    1, postfix=f"t={-2.0 * float(loss[:S].min()):.3g}"
+                    1, postfix=f"t={-2.0 * float(loss[: self.n_restarts].min()):.3g}"
                 ),
             )
 
-        # per scale: the best restart of every fit (observed = fit 0)
-        loss = result.loss.view(len(ends), n_fits, S)
-        best = loss.argmin(dim=2) + torch.arange(n_fits, device=loss.device) * S
-        stats = (-2.0 * loss.min(dim=2).values).cpu().numpy().astype(np.float64)
-        best_np = best.cpu().numpy()
-        scale_p = _upper_tail_ranks(stats)
-        # t standardised per width over all fits (observed and toys alike)
-        z = (stats - stats.mean(1, keepdims=True)) / np.maximum(
-            stats.std(1, keepdims=True), 1e-12
-        )
-        if calibration is not None:
-            chosen = int(np.lexsort((-z[:, 0], scale_p[:, 0]))[0])
-        else:
-            chosen = len(ends) - 1
-        obs = int(best_np[chosen, 0])
-        centers_t = result.centers[chosen, obs].detach().to("cpu", torch.float64)
-        amplitudes = result.amplitudes[chosen, obs].detach().to("cpu", torch.float64)
-
-        self.device_ = device
-        self.transform_ = transform
-        self.kernels_ = KernelEnsemble(centers_t.unsqueeze(0), amplitudes.unsqueeze(0))
-        self.width_ = float(result.widths[chosen])
-        self.widths_ = result.widths.copy()
-        self.centers_ = transform.inverse_transform(centers_t.numpy())
-        self.amplitudes_ = amplitudes.numpy().copy()
-        self.test_statistic_ = float(stats[chosen, 0])
-        self.scale_statistics_ = stats[:, 0].copy()
-        if calibration is not None:
-            self.null_statistics_ = stats[chosen, 1:].copy()
-            self.null_scale_statistics_ = stats[:, 1:].T.copy()
-            self.scale_pvalues_ = scale_p[:, 0].copy()
-            # min-p over widths, calibrated by the same toys; ties in min-p
-            # (several fits topping one width each) go by the largest z
-            min_p, max_z = scale_p.min(axis=0), z.max(axis=0)
-            as_extreme = (min_p < min_p[0]) | ((min_p == min_p[0]) & (max_z >= max_z[0]))
-            self.pvalue_ = float(np.mean(as_extreme))
-            self.zscore_ = float(ndtri(1.0 - self.pvalue_))
-        else:
-            self.null_statistics_ = self.pvalue_ = self.zscore_ = None
-            self.null_scale_statistics_ = self.scale_pvalues_ = None
-        self.history_ = {
-            "loss": result.history[:, obs].copy(),
-            "width": widths,
-            "null_loss": (
-                result.history[:, best_np[-1, 1:]].copy() if n_toys and calibration else None
-            ),
-        }
-        self._set_offset(-self._log_ratio(X_d), w_d)
-        return self
-
-    def _held_widths(self) -> np.ndarray:
-        """``width_end`` as distinct widths, broad to narrow."""
-        ends = np.atleast_1d(np.asarray(self.width_end, dtype=np.float64))
-        if ends.ndim != 1 or ends.size == 0 or not np.all(np.isfinite(ends) & (ends > 0)):
-            raise ValueError(
-                f"width_end must be a positive number or a non-empty sequence of "
-                f"positive numbers; got {self.width_end!r}."
-            )
-        ends = np.unique(ends)[::-1]
-        if self.n_steps < ends.size:
-            raise ValueError(
-                f"n_steps={self.n_steps} is too few for {ends.size} held widths "
-                "(width_end): each needs at least one step."
-            )
-        return ends
+        self.transform_ = result.transform
+        self.kernels_ = KernelEnsemble(result.centers.unsqueeze(0), result.amplitudes.unsqueeze(0))
+        self.width_ = result.width
+        self.widths_ = result.widths
+        self.centers_ = result.data_centers
+        self.amplitudes_ = result.amplitudes.numpy().copy()
+        self.test_statistic_ = result.statistic
+        self.scale_statistics_ = result.scale_statistics
+        self.null_statistics_ = result.null_statistics
+        self.null_scale_statistics_ = result.null_scale_statistics
+        self.scale_pvalues_ = result.scale_pvalues
+        self.pvalue_ = result.pvalue
+        self.zscore_ = result.zscore
+        self.history_ = result.history
+        return -self._log_ratio(X), sample_weight
 
     def _validate_reference(self, X_ref: Any, n_samples: int) -> np.ndarray:
         reject_sparse(X_ref, "X_ref")
-        R = check_array(
-            X_ref, dtype=np.float64, ensure_min_samples=2, input_name="X_ref"
-        )
+        R = check_array(X_ref, dtype=np.float64, ensure_min_samples=2, input_name="X_ref")
         if R.shape[1] != self.n_features_in_:
             raise ValueError(
                 f"X_ref has {R.shape[1]} features, but X has {self.n_features_in_}: "
@@ -514,68 +331,20 @@ class SparKerDetector(BaseTorchDetector):
                 "part of the reference. Give the reference a different length "
                 "(e.g. drop or add a row) if this fit runs inside a CV splitter.",
                 UserWarning,
-                stacklevel=4,
+                stacklevel=7,
             )
         return np.array(R, dtype=np.float64, copy=True)
-
-    def _synthetic_reference(
-        self, X: np.ndarray, w: np.ndarray, calibration: str | None, rng: np.random.Generator
-    ) -> np.ndarray:
-        total = float(w.sum())
-        n = max(_SYNTH_MIN, int(math.ceil(_SYNTH_RATIO * total)))
-        if calibration != "reference":
-            n = min(n, _SYNTH_MAX)
-        mean = np.average(X, axis=0, weights=w)
-        centred = X - mean
-        cov = (centred * w[:, None]).T @ centred / total
-        vals, vecs = np.linalg.eigh(cov)
-        root = vecs * np.sqrt(np.clip(vals, 0.0, None))
-        return mean + rng.standard_normal((n, X.shape[1])) @ root.T
-
-    @staticmethod
-    def _typical_distance(Z: torch.Tensor, w: torch.Tensor, gen: torch.Generator) -> float:
-        n = Z.shape[0]
-        k = int(min(_DISTANCE_ROWS, int((w > 0).sum())))
-        idx = torch.multinomial(w, k, replacement=False, generator=gen)
-        med = float(torch.pdist(Z[idx].double()).median()) if k > 1 else 0.0
-        return med if med > 0 and np.isfinite(med) else 1.0
-
-    @staticmethod
-    def _toy_weights(
-        omega: torch.Tensor,
-        n_d: int,
-        n_toys: int,
-        calibration: str | None,
-        gen: torch.Generator,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(data, reference) weights of shape (1 + n_toys, N); row 0 is observed."""
-        N = omega.shape[0]
-        is_data = torch.zeros(1 + n_toys, N, dtype=torch.bool, device=omega.device)
-        is_data[0, :n_d] = True
-        is_ref = ~is_data
-        if calibration == "permutation":
-            ranks = torch.rand(n_toys, N, generator=gen, device=omega.device).argsort(1)
-            is_data[1:] = ranks < n_d
-            is_ref[1:] = ~is_data[1:]
-        elif calibration == "reference":
-            n_r = N - n_d
-            n_pseudo = max(int(round(float(omega[:n_d].sum()))), 1)
-            ranks = torch.rand(n_toys, n_r, generator=gen, device=omega.device).argsort(1)
-            is_data[1:, n_d:] = ranks < n_pseudo
-            is_ref[1:, :n_d] = False
-            is_ref[1:, n_d:] = ~is_data[1:, n_d:]
-        # toys' pseudo-data from the reference carry unit weights
-        return omega * is_data, omega * is_ref
 
     # -- inference -----------------------------------------------------------
 
     def _log_ratio(self, X: np.ndarray) -> np.ndarray:
         M, d = self.kernels_.centers.shape[1:]
-        rows = max(1, min(self.batch_size, _SCORE_ELEMENTS // max(M * d, 1)))
+        # the (rows, kernels, features) differences dominate memory
+        rows = get_chunk_n_rows(row_bytes=8 * M * d, max_n_rows=self.batch_size)
         out = np.empty(X.shape[0], dtype=np.float64)
         with torch.no_grad():
             # transformed batch by batch, so memory is bounded by the batch
-            for sl in batch_slices(X.shape[0], rows):
+            for sl in gen_batches(X.shape[0], rows):
                 Z = self.transform_.transform(np.asarray(X[sl], dtype=np.float64))
                 out[sl] = self.kernels_(torch.from_numpy(Z), self.width_)[0].numpy()
         return out

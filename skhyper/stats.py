@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+import dataclasses
 from typing import Any
 
 import numpy as np
+from sklearn.utils.validation import check_array
 
+from ._base import reject_sparse
+from ._compat import _check_sample_weight, validate_parameter_constraints
+from ._progress import Progress
+from ._torch import fit_seed_sequence, resolve_device
+from .preprocessing import canonical_sample
 from .sparker import SparKerDetector
+from .twosample import SparKerOptions, run_sparker
 
 
 @dataclass(frozen=True)
@@ -69,14 +77,17 @@ def sparker_test(
     calibration: str = "permutation",
     n_permutations: int = 100,
     random_state: Any = None,
+    sample_weight: Any = None,
+    device: Any = "auto",
+    verbose: int = 0,
     **options: Any,
 ) -> SparKerTestResult:
     """SparKer two-sample test: is ``data`` distributed like ``reference``?
 
-    Fits a :class:`~skhyper.SparKerDetector` with ``X=data`` and
-    ``X_ref=reference``; further keyword arguments (``n_steps``,
-    ``preprocessing``, ``sample_weight``...) go to the detector, except
-    ``sample_weight``, which goes to ``fit``.
+    Runs the same test as ``SparKerDetector(...).fit(data, X_ref=reference)``
+    and gives the same numbers for the same ``random_state``. Further keyword
+    arguments (``n_steps``, ``width_end``, ``preprocessing``, ``batch_size``...)
+    are :class:`~skhyper.SparKerDetector` parameters.
 
     Parameters
     ----------
@@ -87,6 +98,12 @@ def sparker_test(
     n_permutations : int, default=100
         Number of null toys; must be at least 1.
     random_state : int, RandomState instance or None, default=None
+    sample_weight : array-like of shape (n_data,), default=None
+        Weights of the data rows.
+    device : str or torch.device, default="auto"
+    verbose : int, default=0
+    **options : dict
+        Other :class:`~skhyper.SparKerDetector` parameters.
 
     Returns
     -------
@@ -108,22 +125,56 @@ def sparker_test(
             f"n_permutations >= 1; got calibration={calibration!r}, "
             f"n_permutations={n_permutations!r}."
         )
-    sample_weight = options.pop("sample_weight", None)
-    det = SparKerDetector(
-        n_kernels=n_kernels,
-        calibration=calibration,
-        n_permutations=n_permutations,
-        random_state=random_state,
+    params = {
+        **SparKerDetector().get_params(),
         **options,
+        "n_kernels": n_kernels,
+        "calibration": calibration,
+        "n_permutations": n_permutations,
+        "random_state": random_state,
+        "device": device,
+        "verbose": verbose,
+    }
+    unknown = sorted(set(options) - set(SparKerDetector().get_params()))
+    if unknown:
+        raise TypeError(f"sparker_test got unexpected keyword argument(s) {unknown}.")
+    validate_parameter_constraints(
+        SparKerDetector._parameter_constraints, params, caller_name="sparker_test"
     )
-    det.fit(data, X_ref=reference, sample_weight=sample_weight)
+    reject_sparse(data, "data")
+    reject_sparse(reference, "reference")
+    D = check_array(data, dtype=np.float64, ensure_min_samples=2, input_name="data")
+    R = check_array(reference, dtype=np.float64, ensure_min_samples=2, input_name="reference")
+    if R.shape[1] != D.shape[1]:
+        raise ValueError(
+            f"reference has {R.shape[1]} features, but data has {D.shape[1]}: the "
+            "reference must have the same features as the data."
+        )
+    w = _check_sample_weight(sample_weight, D, dtype=np.float64, ensure_non_negative=True)
+    X_d, w_d = canonical_sample(D, w)
+    names = [f.name for f in dataclasses.fields(SparKerOptions) if f.name != "chunk_size"]
+    opts = SparKerOptions(
+        **{k: params[k] for k in names}, chunk_size=params["batch_size"]
+    )
+    with Progress(opts.n_steps, f"SparKer ({1 + n_permutations} fits)", verbose) as bar:
+        res = run_sparker(
+            X_d,
+            w_d,
+            np.array(R, dtype=np.float64, copy=True),
+            opts,
+            calibration=calibration,
+            n_toys=n_permutations,
+            device=resolve_device(device),
+            seeds=fit_seed_sequence(random_state),
+            callback=lambda step, loss: bar.update(1),
+        )
     return SparKerTestResult(
-        statistic=det.test_statistic_,
-        pvalue=det.pvalue_,
-        zscore=det.zscore_,
-        kernels=SparKerKernels(det.centers_, det.amplitudes_, det.width_),
-        null_statistics=det.null_statistics_,
-        scale_statistics=det.scale_statistics_,
-        scale_pvalues=det.scale_pvalues_,
-        widths=det.widths_,
+        statistic=res.statistic,
+        pvalue=res.pvalue,
+        zscore=res.zscore,
+        kernels=SparKerKernels(res.data_centers, res.amplitudes.numpy().copy(), res.width),
+        null_statistics=res.null_statistics,
+        scale_statistics=res.scale_statistics,
+        scale_pvalues=res.scale_pvalues,
+        widths=res.widths,
     )

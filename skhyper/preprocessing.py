@@ -1,0 +1,122 @@
+"""Input scaling and sample canonicalisation shared by the detectors.
+
+- :class:`InputTransform`: per-feature standard, robust or quantile-normal
+  scaling, fitted on an optionally weighted sample.
+- :func:`canonical_sample`: a weighted sample as distinct sorted rows with
+  summed weights.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import ndtr, ndtri
+
+TRANSFORMS = ("standard", "robust", "quantile")
+
+# a feature whose spread is below this fraction of its magnitude is constant
+# up to rounding: it is centred but not scaled
+_CONSTANT_RTOL = 1e-12
+
+
+def canonical_sample(
+    X: np.ndarray, sample_weight: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct rows (sorted) with summed weights, zero weights dropped.
+
+    A weighted sample and the same sample with rows repeated (in any order)
+    map to bit-identical arrays, so everything downstream agrees exactly.
+    """
+    keep = sample_weight > 0
+    rows, inverse = np.unique(X[keep], axis=0, return_inverse=True)
+    weights = np.bincount(inverse.ravel(), weights=sample_weight[keep])
+    return rows, weights
+
+
+def weighted_quantiles(X: np.ndarray, w: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """Per-column weighted quantiles (Hazen plotting positions), shape (len(probs), d)."""
+    out = np.empty((len(probs), X.shape[1]))
+    total = w.sum()
+    for j in range(X.shape[1]):
+        order = np.argsort(X[:, j], kind="stable")
+        col, wj = X[order, j], w[order]
+        pos = (np.cumsum(wj) - 0.5 * wj) / total
+        out[:, j] = np.interp(probs, pos, col)
+    return out
+
+
+def _mean_std(X: np.ndarray, w: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    if w is None:
+        mean = X.mean(axis=0, dtype=np.float64)
+        std = X.std(axis=0, dtype=np.float64)
+    else:
+        mean = np.average(X, axis=0, weights=w)
+        std = np.sqrt(np.average((X - mean) ** 2, axis=0, weights=w))
+    std[~(std > _CONSTANT_RTOL * np.abs(mean))] = 1.0
+    return mean, std
+
+
+class InputTransform:
+    """Per-feature scaling fitted on a (weighted) sample.
+
+    Parameters
+    ----------
+    kind : {"standard", "robust", "quantile"}
+        Mean/std, median/IQR (scaled to a Gaussian's std; std where the IQR
+        is zero), or weighted-quantile mapping to standard-normal scores.
+    X : ndarray of shape (n_samples, n_features)
+    w : ndarray of shape (n_samples,), default=None
+        Row weights; None weighs rows equally.
+    """
+
+    def __init__(self, kind: str, X: np.ndarray, w: np.ndarray | None = None) -> None:
+        if kind not in TRANSFORMS:
+            raise ValueError(f"kind must be one of {TRANSFORMS}, got {kind!r}")
+        self.kind = kind
+        mean, std = _mean_std(X, w)
+        if kind == "standard":
+            self.loc, self.scale = mean, std
+            return
+        w = np.ones(X.shape[0]) if w is None else w
+        if kind == "robust":
+            q25, q50, q75 = weighted_quantiles(X, w, np.array([0.25, 0.5, 0.75]))
+            iqr = (q75 - q25) / 1.3489795
+            self.loc, self.scale = q50, np.where(iqr > 0, iqr, std)
+        else:
+            n_q = int(min(1000, X.shape[0]))
+            self.probs = np.linspace(0.0, 1.0, n_q)
+            self.quantiles = weighted_quantiles(X, w, self.probs)
+            self.eps = max(0.5 / w.sum(), 1e-7)
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        if self.kind != "quantile":
+            return (X - self.loc) / self.scale
+        Z = np.empty(X.shape, dtype=np.float64)
+        for j in range(X.shape[1]):
+            q = self.quantiles[:, j]
+            # average of up- and down-interpolation handles repeated quantiles
+            u = 0.5 * (
+                np.interp(X[:, j], q, self.probs)
+                - np.interp(-X[:, j], -q[::-1], -self.probs[::-1])
+            )
+            Z[:, j] = ndtri(np.clip(u, self.eps, 1.0 - self.eps))
+        return Z
+
+    def inverse_transform(self, Z: np.ndarray) -> np.ndarray:
+        if self.kind != "quantile":
+            return Z * self.scale + self.loc
+        X = np.empty(Z.shape, dtype=np.float64)
+        for j in range(Z.shape[1]):
+            X[:, j] = np.interp(ndtr(Z[:, j]), self.probs, self.quantiles[:, j])
+        return X
+
+
+class IdentityTransform:
+    """No scaling (images already in a fixed range)."""
+
+    kind = "none"
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        return X
+
+    def inverse_transform(self, Z: np.ndarray) -> np.ndarray:
+        return Z

@@ -1,0 +1,148 @@
+"""What the shared base guarantees: seeding without global state, versioned
+pickles, device-declared attributes, fit_predict reusing the fit's scores."""
+
+import pickle
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+import torch
+
+import skhyper
+from skhyper import CompVAEDetector, SparKerDetector, VMFDetector
+from skhyper._base import PICKLE_FORMAT, IncompatiblePickleError, InconsistentVersionWarning
+
+FAST_VAE = dict(latent_dim=4, hidden_layer_sizes=(16,), epochs=8, batch_size=32)
+FAST_SPARKER = dict(n_kernels=4, n_steps=30, n_permutations=5)
+
+
+def data(seed=0, n=160, d=5):
+    rng = np.random.default_rng(seed)
+    return np.r_[rng.normal(size=(n, d)), rng.normal(2.0, 0.2, size=(n // 10, d))]
+
+
+def jobs():
+    out = []
+    for seed in range(4):
+        out.append((CompVAEDetector(random_state=seed, **FAST_VAE), seed, {}))
+        out.append((VMFDetector(random_state=seed, **FAST_VAE), seed, {}))
+        ref = {"X_ref": np.random.default_rng(100 + seed).normal(size=(400, 5))}
+        out.append((SparKerDetector(random_state=seed, **FAST_SPARKER), seed, ref))
+    return out
+
+
+def fit_and_score(job):
+    det, seed, kw = job
+    X = data(seed)
+    det.fit(X, **kw)
+    return det.score_samples(X), det.offset_
+
+
+def test_concurrent_thread_fits_equal_serial_fits():
+    serial = [fit_and_score(job) for job in jobs()]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        concurrent = list(pool.map(fit_and_score, jobs()))
+    for (s_scores, s_off), (c_scores, c_off) in zip(serial, concurrent):
+        np.testing.assert_array_equal(c_scores, s_scores)
+        assert c_off == s_off
+
+
+def test_fitting_does_not_touch_global_generators():
+    torch_state = torch.random.get_rng_state()
+    np_state = np.random.get_state()[1].copy()
+    for job in jobs()[:3]:
+        fit_and_score(job)
+    assert torch.equal(torch.random.get_rng_state(), torch_state)
+    assert np.array_equal(np.random.get_state()[1], np_state)
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    X = data()
+    ref = np.random.default_rng(1).normal(size=(400, 5))
+    return (
+        X,
+        CompVAEDetector(random_state=0, **FAST_VAE).fit(X),
+        SparKerDetector(random_state=0, **FAST_SPARKER).fit(X, X_ref=ref),
+    )
+
+
+def test_pickles_carry_version_and_format(fitted):
+    X, vae, sparker = fitted
+    for det in (vae, sparker):
+        state = det.__getstate__()
+        assert state["_skhyper_version"] == skhyper.__version__
+        assert state["_skhyper_pickle_format"] == PICKLE_FORMAT
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            loaded = pickle.loads(pickle.dumps(det))
+        assert not hasattr(loaded, "_skhyper_version")
+        np.testing.assert_array_equal(loaded.score_samples(X), det.score_samples(X))
+
+
+def _repickled(det, **changes):
+    """A pickle of ``det`` with its version fields changed (None = removed)."""
+    state = det.__getstate__()
+    for key, value in changes.items():
+        if value is None:
+            state.pop(key)
+        else:
+            state[key] = value
+    clone = type(det).__new__(type(det))
+    return clone, state
+
+
+def test_other_pickle_format_is_a_clear_error(fitted):
+    _, vae, sparker = fitted
+    for det in (vae, sparker):
+        for fmt in (PICKLE_FORMAT + 1, None):  # a newer format, or a pickle from 0.1
+            clone, state = _repickled(det, _skhyper_pickle_format=fmt)
+            with pytest.raises(IncompatiblePickleError, match="fit it again"):
+                clone.__setstate__(state)
+
+
+def test_other_version_same_format_warns(fitted):
+    X, vae, _ = fitted
+    clone, state = _repickled(vae, _skhyper_version="0.0.1")
+    with pytest.warns(InconsistentVersionWarning, match="0.0.1"):
+        clone.__setstate__(state)
+    np.testing.assert_array_equal(clone.score_samples(X), vae.score_samples(X))
+
+
+def test_only_declared_attributes_move_with_the_device(fitted, monkeypatch):
+    _, vae, sparker = fitted
+    assert CompVAEDetector._device_attributes == ("model_", "_bank")
+    assert SparKerDetector._device_attributes == ()
+    # unpickle as if the fitted device were a "meta" device usable here
+    monkeypatch.setattr("skhyper._base.usable_device", lambda device: torch.device("meta"))
+    moved_vae = pickle.loads(pickle.dumps(vae))
+    assert next(moved_vae.model_.parameters()).device.type == "meta"
+    assert moved_vae._bank.latents.device.type == "meta"
+    moved_sparker = pickle.loads(pickle.dumps(sparker))
+    assert moved_sparker.kernels_.centers.device.type == "cpu"
+    # the live estimator is left where it was
+    assert next(vae.model_.parameters()).device.type == "cpu"
+
+
+def test_fit_predict_reuses_fit_scores_and_equals_predict():
+    X = data(3)
+    for det, kw in [
+        (CompVAEDetector(random_state=0, **FAST_VAE), {}),
+        (SparKerDetector(random_state=0, contamination=0.1, **FAST_SPARKER),
+         {"X_ref": np.random.default_rng(2).normal(size=(300, 5))}),
+    ]:
+        labels = det.fit_predict(X, **kw)
+        np.testing.assert_array_equal(labels, det.predict(X))
+        np.testing.assert_array_equal(det._train_scores, det.score_samples(X))
+
+
+def test_short_mantissa_rows_are_recognised_exactly():
+    # pixels k/16: every float64 word differs only in its top bits
+    from sklearn.datasets import load_digits
+
+    X = load_digits().data / 16.0
+    det = CompVAEDetector(random_state=0, **FAST_VAE).fit(X[:600])
+    found = det._training_rows.find(X)
+    np.testing.assert_array_equal(found[:600], np.arange(600))
+    assert (found[600:] == -1).all()
