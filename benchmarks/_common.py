@@ -17,7 +17,7 @@ import os
 import platform
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -26,13 +26,10 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS_DIR = os.path.join(REPO, "benchmarks", "results")
 sys.path.insert(0, REPO)  # run from a checkout without installing
 
-from skhyper.metrics import (  # noqa: E402
-    fpr_at_95_tpr,
-    outlier_average_precision,
-    outlier_roc_auc,
-)
+from skhyper import evaluation as E  # noqa: E402
 
-SEED = 0
+SEED = E.SEED
+LABELS = {key: method.label for key, method in E.METHODS.items()}
 
 
 # ----------------------------------------------------------------------- data dir
@@ -131,167 +128,17 @@ def load_fmnist(data_dir: str | None) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return Xtr, _idx(ltr, 8).astype(int), Xte, _idx(lte, 8).astype(int)
 
 
-# ------------------------------------------------------------------------ splits
+# ------------------------------------------------------------------ the protocol
 
-
-def one_class_split(
-    X: np.ndarray,
-    y: np.ndarray,
-    seed: int = SEED,
-    train_frac: float = 0.7,
-    max_train: int = 10_000,
-    max_test: int = 10_000,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The tabular / embeddings protocol of spec/benchmarks.md.
-
-    Normal rows shuffled with ``seed``; the first 70% (at most ``max_train``)
-    train. Test = the other normals plus every anomaly; when that exceeds
-    ``max_test`` rows, ``max_test`` of them are drawn uniformly at random with
-    ``seed`` (the contamination rate is kept in expectation). StandardScaler
-    fitted on the training rows.
-    """
-    from sklearn.preprocessing import StandardScaler
-
-    rng = np.random.default_rng(seed)
-    normal = rng.permutation(np.flatnonzero(y == 0))
-    n_train = min(int(round(train_frac * len(normal))), max_train)
-    train = normal[:n_train]
-    test = np.r_[normal[n_train:], np.flatnonzero(y == 1)]
-    if len(test) > max_test:
-        test = np.sort(rng.choice(test, size=max_test, replace=False))
-    scaler = StandardScaler().fit(X[train])
-    return scaler.transform(X[train]), scaler.transform(X[test]), y[test]
-
-
-# ----------------------------------------------------------------------- methods
-
-
-class KNNMean:
-    """kNN peer: mean Euclidean distance to the k nearest training rows."""
-
-    def __init__(self, n_neighbors: int = 5) -> None:
-        self.n_neighbors = n_neighbors
-
-    def fit(self, X: np.ndarray) -> KNNMean:
-        from sklearn.neighbors import NearestNeighbors
-
-        self.nn_ = NearestNeighbors(n_neighbors=self.n_neighbors).fit(X)
-        return self
-
-    def score_samples(self, X: np.ndarray) -> np.ndarray:
-        return -self.nn_.kneighbors(X)[0].mean(axis=1)
-
-
-class PyODWrapper:
-    """PyOD detector with the sklearn sign (``score_samples`` = -decision_function)."""
-
-    def __init__(self, make: Callable[[], Any]) -> None:
-        self.make = make
-
-    def fit(self, X: np.ndarray) -> PyODWrapper:
-        self.model_ = self.make().fit(X)
-        return self
-
-    def score_samples(self, X: np.ndarray) -> np.ndarray:
-        return -np.asarray(self.model_.decision_function(X), dtype=np.float64)
-
-
-def pyod_available() -> bool:
-    try:
-        import pyod  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-LABELS = {
-    "compvae": "CompVAE+kNN",
-    "vmf": "vMF+kNN",
-    "vae": "VAE+kNN (compression=none)",
-    "sparker": "SparKer (ref. mode)",
-    "iforest": "IsolationForest",
-    "lof": "LOF",
-    "knn": "kNN (k=5)",
-    "knn3": "kNN (k=3)",
-    "pyod_vae": "PyOD VAE",
-    "pyod_ae": "PyOD AutoEncoder",
-}
-
-
-def make_method(
-    name: str,
-    *,
-    seed: int = SEED,
-    epochs: int | None = None,
-    image_shape: tuple[int, int, int] | None = None,
-    n_permutations: int | None = None,
-) -> Any:
-    """A fresh estimator with ``fit(X)`` / ``score_samples(X)`` (higher = normal).
-
-    ``sparker`` is fitted differently (see :func:`run_one_class`).
-    """
-    deep: dict[str, Any] = {"random_state": seed}
-    if epochs is not None:
-        deep["epochs"] = epochs
-    if image_shape is not None:
-        deep["image_shape"] = image_shape
-    if name in ("compvae", "vae"):
-        from skhyper.compvae import CompVAEDetector
-
-        return CompVAEDetector(compression="full" if name == "compvae" else "none", **deep)
-    if name == "vmf":
-        from skhyper.compvae import VMFDetector
-
-        return VMFDetector(**deep)
-    if name == "sparker":
-        from skhyper.sparker import SparKerDetector
-
-        kw: dict[str, Any] = {"calibration": "permutation", "random_state": seed}
-        if n_permutations is not None:
-            kw["n_permutations"] = n_permutations
-        return SparKerDetector(**kw)
-    if name == "iforest":
-        from sklearn.ensemble import IsolationForest
-
-        return IsolationForest(random_state=seed)
-    if name == "lof":
-        from sklearn.neighbors import LocalOutlierFactor
-
-        return LocalOutlierFactor(novelty=True)
-    if name == "knn":
-        return KNNMean(5)
-    if name == "knn3":
-        return KNNMean(3)
-    if name == "pyod_vae":
-        from pyod.models.vae import VAE
-
-        return PyODWrapper(lambda: VAE(random_state=seed))
-    if name == "pyod_ae":
-        from pyod.models.auto_encoder import AutoEncoder
-
-        return PyODWrapper(lambda: AutoEncoder(random_state=seed))
-    raise ValueError(f"unknown method {name!r}; have {list(LABELS)}")
+one_class_split = E.one_class_split
 
 
 def parse_methods(spec: str) -> tuple[list[str], list[str]]:
-    """Methods to run, and notes about those skipped (PyOD when not installed)."""
-    methods = [m.strip() for m in spec.split(",") if m.strip()]
-    bad = [m for m in methods if m not in LABELS]
-    if bad:
-        sys.exit(f"error: unknown method(s) {bad}; have {list(LABELS)}")
-    notes = []
-    if any(m.startswith("pyod") for m in methods) and not pyod_available():
-        notes.append("PyOD VAE / AutoEncoder skipped: pyod is not installed (optional)")
-        methods = [m for m in methods if not m.startswith("pyod")]
-    return methods, notes
-
-
-def _roc_points(y: np.ndarray, anomaly: np.ndarray, n: int = 101) -> dict[str, list]:
-    from sklearn.metrics import roc_curve
-
-    fpr, tpr, _ = roc_curve(y, anomaly)
-    grid = np.linspace(0, 1, n)
-    return {"fpr": grid.round(4).tolist(), "tpr": np.interp(grid, fpr, tpr).round(4).tolist()}
+    """Methods to run and notes on those skipped; exit 2 on an unknown name."""
+    try:
+        return E.parse_methods(spec)
+    except ValueError as exc:
+        sys.exit(f"error: {exc}")
 
 
 def run_one_class(
@@ -307,63 +154,17 @@ def run_one_class(
     n_permutations: int | None = None,
     rocs: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """Fit / score every method on one split; one result row per method.
-
-    SparKer runs in reference mode: fitted on the test set with the training set
-    as ``X_ref``, then scoring the test set. A method that raises is recorded
-    with its error and NaN metrics, and the run goes on.
-    """
-    rows = []
-    for m in methods:
-        row: dict[str, Any] = {
-            "dataset": dataset,
-            "method": m,
-            "n_train": len(X_train),
-            "n_test": len(X_test),
-            "n_anomalies": int(y_test.sum()),
-            "d": X_train.shape[1],
-            "auroc": np.nan,
-            "ap": np.nan,
-            "fpr95": np.nan,
-            "fit_s": np.nan,
-            "score_s": np.nan,
-            "error": "",
-        }
-        print(f"  {dataset:<28} {LABELS[m]:<28}", end="", flush=True)
-        try:
-            kw = {"image_shape": image_shape} if m in ("compvae", "vmf", "vae") else {}
-            est = make_method(
-                m, seed=seed, epochs=epochs, n_permutations=n_permutations, **kw
-            )
-            t0 = time.perf_counter()
-            if m == "sparker":
-                est.fit(X_test, X_ref=X_train)
-            else:
-                est.fit(X_train)
-            t1 = time.perf_counter()
-            s = np.asarray(est.score_samples(X_test), dtype=np.float64)
-            t2 = time.perf_counter()
-            row.update(
-                fit_s=t1 - t0,
-                score_s=t2 - t1,
-                auroc=outlier_roc_auc(y_test, s),
-                ap=outlier_average_precision(y_test, s),
-                fpr95=fpr_at_95_tpr(y_test, s),
-            )
-            if m == "sparker" and hasattr(est, "pvalue_"):
-                row["pvalue"] = float(est.pvalue_)
-            if rocs is not None:
-                rocs.setdefault(dataset, {})[m] = _roc_points(y_test, -s)
-            print(
-                f" AUROC {row['auroc']:.3f}  AP {row['ap']:.3f}  FPR95 {row['fpr95']:.3f}"
-                f"  fit {row['fit_s']:7.2f}s  score {row['score_s']:6.2f}s",
-                flush=True,
-            )
-        except Exception as exc:  # recorded, the run goes on
-            row["error"] = f"{type(exc).__name__}: {exc}"[:300]
-            print(f" FAILED {row['error']}", flush=True)
-        rows.append(row)
-    return rows
+    """:func:`skhyper.evaluation.evaluate` on one split, as results-file rows;
+    ROC points of each method that ran go into ``rocs``."""
+    results = E.evaluate(
+        dataset, methods, X_train, X_test, y_test, seed=seed, epochs=epochs,
+        image_shape=image_shape, n_permutations=n_permutations, progress=sys.stdout,
+    )
+    if rocs is not None:
+        for r in results:
+            if r.anomaly_scores is not None:
+                rocs.setdefault(dataset, {})[r.method] = E.roc_points(y_test, r.anomaly_scores)
+    return [r.as_row() for r in results]
 
 
 # ----------------------------------------------------------------------- results
@@ -390,19 +191,8 @@ def results_path(protocol: str, tag: str, ext: str) -> str:
     return os.path.join(RESULTS_DIR, f"{protocol}{suffix}{ext}")
 
 
-def write_csv(rows: Sequence[dict[str, Any]], path: str) -> None:
-    keys = list(dict.fromkeys(k for r in rows for k in r))
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, fieldnames=keys)
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: _fmt_cell(r.get(k, "")) for k in keys})
-
-
-def _fmt_cell(v: Any) -> Any:
-    if isinstance(v, float):
-        return "" if np.isnan(v) else repr(round(v, 6))
-    return v
+write_csv = E.write_results_csv
+make_method = E.make_method
 
 
 def read_csv(path: str) -> list[dict[str, Any]]:

@@ -18,6 +18,7 @@ import numpy as np
 from scipy.stats import binom
 
 import _common as C
+from skhyper import evaluation as E
 
 DOC = os.path.join(C.REPO, "doc")
 IMG = os.path.join(DOC, "img")
@@ -65,17 +66,13 @@ def roc_plot(roc, protocol, tag, plt) -> str | None:
     if not roc:
         return None
     ds = list(roc)
-    fig, ax = plt.subplots(figsize=(5, 5))
+    curves = []
     for m in dict.fromkeys(m for d in ds for m in roc[d]):
-        curves = [np.array(roc[d][m]["tpr"]) for d in ds if m in roc[d]]
+        tprs = [np.array(roc[d][m]["tpr"]) for d in ds if m in roc[d]]
         fpr = np.array(next(roc[d][m]["fpr"] for d in ds if m in roc[d]))
-        ax.plot(fpr, np.mean(curves, axis=0), label=f"{C.LABELS.get(m, m)} ({len(curves)} sets)")
-    ax.plot([0, 1], [0, 1], c="grey", ls=":", lw=1)
-    ax.set_xlabel("false-positive rate")
-    ax.set_ylabel("true-positive rate (mean over data sets)")
-    ax.set_title(f"{protocol}: mean ROC curve", fontsize=9)
-    ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
+        curves.append((f"{C.LABELS.get(m, m)} ({len(tprs)} sets)", fpr, np.mean(tprs, axis=0)))
+    # the stored curves are sampled every 0.01 in FPR: a linear axis suits them
+    fig = E.roc_figure(curves, f"{protocol}: mean ROC curve over data sets", log_fpr=False)
     name = f"{protocol}{'_' + tag if tag else ''}_roc.png"
     fig.savefig(os.path.join(IMG, name), dpi=110)
     plt.close(fig)

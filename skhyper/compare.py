@@ -31,27 +31,32 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import os
 import sys
-import time
-import traceback
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from sklearn.preprocessing import StandardScaler
 
-from .metrics import (
-    as_outlier_labels,
-    fpr_at_95_tpr,
-    outlier_average_precision,
-    outlier_roc_auc,
+from .evaluation import (
+    METHODS,
+    MethodResult,
+    builtin_split,
+    evaluate,
+    one_class_split,
+    parse_methods,
+    roc_figure,
+    write_results_csv,
 )
+from .metrics import as_outlier_labels
 
 __all__ = ["CompareData", "load_compare_data", "run_compare", "format_table", "main"]
 
 DEFAULT_METHODS = ("compvae", "vmf", "sparker", "iforest")
-ALL_METHODS = ("compvae", "vmf", "sparker", "iforest", "lof", "knn")
+ALL_METHODS = tuple(METHODS)
 _LABEL_CANDIDATES = ("label", "y", "target", "outlier", "anomaly", "class")
 
 
@@ -66,60 +71,7 @@ class CompareData:
     y_test: np.ndarray  # 1 = anomaly
 
 
-@dataclass
-class MethodResult:
-    """One method's row of the comparison table."""
-
-    method: str
-    auroc: float = float("nan")
-    ap: float = float("nan")
-    fpr95: float = float("nan")
-    fit_s: float = float("nan")
-    score_s: float = float("nan")
-    anomaly_scores: np.ndarray | None = None
-    error: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
 # --------------------------------------------------------------------------- data
-
-
-def _standardize(X_train: np.ndarray, X_test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    from sklearn.preprocessing import StandardScaler
-
-    scaler = StandardScaler().fit(X_train)
-    return scaler.transform(X_train), scaler.transform(X_test)
-
-
-def _builtin_split(
-    X: np.ndarray,
-    normal: np.ndarray,
-    anomaly_ratio: float,
-    seed: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    idx_n = rng.permutation(np.flatnonzero(normal))
-    n_train = int(round(0.7 * len(idx_n)))
-    train, test_n = idx_n[:n_train], idx_n[n_train:]
-    idx_a = np.flatnonzero(~normal)
-    n_a = min(len(idx_a), max(1, int(round(anomaly_ratio * len(test_n)))))
-    test_a = rng.choice(idx_a, size=n_a, replace=False)
-    test = np.r_[test_n, test_a]
-    y_test = np.r_[np.zeros(len(test_n), int), np.ones(n_a, int)]
-    return X[train], X[test], y_test
-
-
-def _tabular_split(
-    X: np.ndarray, y: np.ndarray, seed: int, max_train: int, max_test: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    idx_n = rng.permutation(np.flatnonzero(y == 0))
-    n_train = min(int(round(0.7 * len(idx_n))), max_train)
-    train = idx_n[:n_train]
-    test = np.r_[idx_n[n_train:], np.flatnonzero(y == 1)]
-    if len(test) > max_test:
-        test = np.sort(rng.choice(test, size=max_test, replace=False))
-    return X[train], X[test], y[test]
 
 
 def _read_csv(path: str, label_column: str | None) -> tuple[np.ndarray, np.ndarray]:
@@ -205,7 +157,7 @@ def load_compare_data(
         X, t = load_digits(return_X_y=True)
         if not 0 <= int(normal_class) <= 9:
             raise ValueError(f"--normal-class must be a digit 0-9, got {normal_class}.")
-        Xtr, Xte, yte = _builtin_split(X / 16.0, t == int(normal_class), anomaly_ratio, seed)
+        Xtr, Xte, yte = builtin_split(X / 16.0, t == int(normal_class), anomaly_ratio, seed)
         protocol = (
             f"sklearn load_digits one-class: digit {normal_class} normal; train = 70% "
             f"of its rows ({len(Xtr)}), test = the other {int((yte == 0).sum())} plus "
@@ -217,8 +169,9 @@ def load_compare_data(
 
         X, t = load_breast_cancer(return_X_y=True)
         # target 1 = benign (normal), 0 = malignant (anomaly)
-        Xtr, Xte, yte = _builtin_split(X, t == 1, anomaly_ratio, seed)
-        Xtr, Xte = _standardize(Xtr, Xte)
+        Xtr, Xte, yte = builtin_split(X, t == 1, anomaly_ratio, seed)
+        scaler = StandardScaler().fit(Xtr)
+        Xtr, Xte = scaler.transform(Xtr), scaler.transform(Xte)
         protocol = (
             f"sklearn load_breast_cancer: benign normal; train = 70% of benign "
             f"({len(Xtr)}), test = the other {int((yte == 0).sum())} benign plus "
@@ -249,10 +202,9 @@ def load_compare_data(
     y01 = as_outlier_labels(np.asarray(y).ravel())
     if len(y01) != len(X):
         raise ValueError(f"{dataset}: X has {len(X)} rows but y has {len(y01)}.")
-    Xtr, Xte, yte = _tabular_split(X, y01, seed, max_train, max_test)
-    if len(Xtr) < 5:
-        raise ValueError(f"{dataset}: only {len(Xtr)} normal training rows.")
-    Xtr, Xte = _standardize(Xtr, Xte)
+    if int((y01 == 0).sum()) < 8:
+        raise ValueError(f"{dataset}: only {int((y01 == 0).sum())} normal rows.")
+    Xtr, Xte, yte = one_class_split(X, y01, seed, max_train=max_train, max_test=max_test)
     protocol = (
         f"{os.path.basename(dataset)}: normal rows shuffled (seed {seed}), 70% train "
         f"({len(Xtr)}); test = other normals + anomalies ({len(Xte)} rows, "
@@ -262,112 +214,6 @@ def load_compare_data(
 
 
 # ------------------------------------------------------------------------ methods
-
-
-def _method_factories(
-    *, epochs: int | None, n_permutations: int | None, seed: int, verbose: int
-) -> dict[str, tuple[str, Callable[[], Any]]]:
-    deep: dict[str, Any] = {"random_state": seed, "verbose": verbose}
-    if epochs is not None:
-        deep["epochs"] = epochs
-
-    def compvae() -> Any:
-        from .compvae import CompVAEDetector
-
-        return CompVAEDetector(**deep)
-
-    def vmf() -> Any:
-        from .compvae import VMFDetector
-
-        return VMFDetector(**deep)
-
-    def sparker() -> Any:
-        from .sparker import SparKerDetector
-
-        kw: dict[str, Any] = {
-            "calibration": "permutation",
-            "random_state": seed,
-            "verbose": verbose,
-        }
-        if n_permutations is not None:
-            kw["n_permutations"] = n_permutations
-        return SparKerDetector(**kw)
-
-    def iforest() -> Any:
-        from sklearn.ensemble import IsolationForest
-
-        return IsolationForest(random_state=seed)
-
-    def lof() -> Any:
-        from sklearn.neighbors import LocalOutlierFactor
-
-        return LocalOutlierFactor(novelty=True)
-
-    def knn() -> Any:
-        return _KNNMean(n_neighbors=5)
-
-    return {
-        "compvae": ("CompVAEDetector", compvae),
-        "vmf": ("VMFDetector", vmf),
-        "sparker": ("SparKerDetector (ref. mode)", sparker),
-        "iforest": ("IsolationForest", iforest),
-        "lof": ("LOF (novelty)", lof),
-        "knn": ("kNN mean dist (k=5)", knn),
-    }
-
-
-class _KNNMean:
-    """Mean Euclidean distance to the k nearest training rows (negated score)."""
-
-    def __init__(self, n_neighbors: int = 5) -> None:
-        self.n_neighbors = n_neighbors
-
-    def fit(self, X: np.ndarray) -> _KNNMean:
-        from sklearn.neighbors import NearestNeighbors
-
-        self.nn_ = NearestNeighbors(n_neighbors=min(self.n_neighbors, len(X))).fit(X)
-        return self
-
-    def score_samples(self, X: np.ndarray) -> np.ndarray:
-        dist, _ = self.nn_.kneighbors(X)
-        return -dist.mean(axis=1)
-
-
-def _run_method(
-    key: str, label: str, factory: Callable[[], Any], data: CompareData
-) -> MethodResult:
-    res = MethodResult(label)
-    try:
-        est = factory()
-        t0 = time.perf_counter()
-        if key == "sparker":
-            est.fit(data.X_test, X_ref=data.X_train)
-        else:
-            est.fit(data.X_train)
-        t1 = time.perf_counter()
-        s = np.asarray(est.score_samples(data.X_test), dtype=np.float64)
-        t2 = time.perf_counter()
-    except ImportError as exc:
-        res.error = f"not available ({exc})"
-        return res
-    except Exception as exc:  # report and go on with the other methods
-        res.error = f"{type(exc).__name__}: {exc}"
-        if os.environ.get("SKHYPER_COMPARE_TRACEBACK"):
-            traceback.print_exc()
-        return res
-    res.fit_s, res.score_s = t1 - t0, t2 - t1
-    if not np.all(np.isfinite(s)):
-        res.error = "non-finite scores"
-        return res
-    res.anomaly_scores = -s
-    res.auroc = outlier_roc_auc(data.y_test, s)
-    res.ap = outlier_average_precision(data.y_test, s)
-    res.fpr95 = fpr_at_95_tpr(data.y_test, s)
-    if key == "sparker":
-        for attr in ("pvalue_", "test_statistic_"):
-            if hasattr(est, attr):
-                res.extra[attr.rstrip("_")] = float(getattr(est, attr))
-    return res
 
 
 def run_compare(
@@ -387,7 +233,7 @@ def run_compare(
     data : CompareData
         From :func:`load_compare_data`.
     methods : sequence of str, default=("compvae", "vmf", "sparker", "iforest")
-        Keys among ``compvae``, ``vmf``, ``sparker``, ``iforest``, ``lof``, ``knn``.
+        Keys of :data:`skhyper.evaluation.METHODS`.
     epochs : int, default=None
         Training epochs of CompVAEDetector / VMFDetector (None: their default).
     n_permutations : int, default=None
@@ -405,47 +251,37 @@ def run_compare(
     results : list of MethodResult
         A method that fails or cannot be imported has ``error`` set and NaN metrics.
     """
-    factories = _method_factories(
-        epochs=epochs, n_permutations=n_permutations, seed=seed, verbose=verbose
-    )
+    methods, _ = parse_methods(methods)
     if isinstance(progress, str) and progress == "stderr":
         progress = sys.stderr
-    unknown = [m for m in methods if m not in factories]
-    if unknown:
-        raise ValueError(f"unknown method(s) {unknown}; choose from {list(factories)}.")
-    results = []
-    for i, key in enumerate(methods, 1):
-        label, factory = factories[key]
-        if progress is not None:
-            print(f"[{i}/{len(methods)}] {label} ...", end="", file=progress, flush=True)
-        res = _run_method(key, label, factory, data)
-        if progress is not None:
-            if res.error:
-                print(f" skipped: {res.error}", file=progress, flush=True)
-            else:
-                print(
-                    f" fit {res.fit_s:.2f} s, score {res.score_s:.2f} s, "
-                    f"AUROC {res.auroc:.3f}",
-                    file=progress,
-                    flush=True,
-                )
-        results.append(res)
-    return results
+    return evaluate(
+        data.name,
+        methods,
+        data.X_train,
+        data.X_test,
+        data.y_test,
+        seed=seed,
+        epochs=epochs,
+        n_permutations=n_permutations,
+        verbose=verbose,
+        progress=progress,
+        traceback_on_error=bool(os.environ.get("SKHYPER_COMPARE_TRACEBACK")),
+    )
 
 
 def format_table(results: Sequence[MethodResult]) -> str:
     """The comparison as a fixed-width text table."""
-    w = max([len("method")] + [len(r.method) for r in results])
+    w = max([len("method")] + [len(r.label) for r in results])
     lines = [
         f"{'method':<{w}}  {'AUROC':>6}  {'AP':>6}  {'FPR95':>6}  {'fit s':>8}  {'score s':>8}"
     ]
     lines.append("-" * len(lines[0]))
     for r in results:
         if r.error:
-            lines.append(f"{r.method:<{w}}  {r.error}")
+            lines.append(f"{r.label:<{w}}  {r.error}")
         else:
             lines.append(
-                f"{r.method:<{w}}  {r.auroc:6.3f}  {r.ap:6.3f}  {r.fpr95:6.3f}  "
+                f"{r.label:<{w}}  {r.auroc:6.3f}  {r.ap:6.3f}  {r.fpr95:6.3f}  "
                 f"{r.fit_s:8.2f}  {r.score_s:8.3f}"
             )
     return "\n".join(lines)
@@ -464,21 +300,15 @@ def _plot_roc(
         return "matplotlib is not installed; no plot written (pip install matplotlib)."
     from sklearn.metrics import roc_curve
 
-    fig, ax = plt.subplots(figsize=(5, 5))
+    curves = []
     for r in results:
-        if r.anomaly_scores is None:
-            continue
-        fpr, tpr, _ = roc_curve(data.y_test, r.anomaly_scores)
-        ax.plot(fpr, tpr, label=f"{r.method} (AUROC {r.auroc:.3f})")
-    ax.plot([0, 1], [0, 1], ls=":", c="grey", lw=1)
-    ax.set_xlabel("false-positive rate (inliers flagged)")
-    ax.set_ylabel("true-positive rate (outliers flagged)")
-    ax.set_title(f"ROC, {data.name}", fontsize=10)
-    ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
+        if r.anomaly_scores is not None:
+            fpr, tpr, _ = roc_curve(data.y_test, r.anomaly_scores)
+            curves.append((f"{r.label} (AUROC {r.auroc:.3f})", fpr, tpr))
+    fig = roc_figure(curves, f"ROC, {data.name}")
     try:
         fig.savefig(path, dpi=120)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         return f"could not write {path}: {exc}"
     finally:
         plt.close(fig)
@@ -486,29 +316,11 @@ def _plot_roc(
 
 
 def _write_results(results: Sequence[MethodResult], data: CompareData, path: str) -> None:
-    import json
-
-    rows = [
-        {
-            "dataset": data.name,
-            "method": r.method,
-            "auroc": r.auroc,
-            "ap": r.ap,
-            "fpr95": r.fpr95,
-            "fit_s": r.fit_s,
-            "score_s": r.score_s,
-            "error": r.error,
-            **r.extra,
-        }
-        for r in results
-    ]
+    rows = [r.as_row() for r in results]
     if path.lower().endswith(".csv"):
-        keys = list(dict.fromkeys(k for row in rows for k in row))
-        with open(path, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, fieldnames=keys)
-            writer.writeheader()
-            writer.writerows(rows)
+        write_results_csv(rows, path)
     else:
+        rows = [{**row, "label": label} for row, label in zip(rows, [r.label for r in results])]
         with open(path, "w", encoding="utf-8") as fh:
             json.dump({"protocol": data.protocol, "results": rows}, fh, indent=2)
 
@@ -569,11 +381,10 @@ def main(argv: Sequence[str] | None = None, prog: str = "skhyper-compare") -> in
     (they are listed in the table), 2 for bad arguments or data.
     """
     args = build_parser(prog).parse_args(argv)
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    bad = [m for m in methods if m not in ALL_METHODS]
-    if bad or not methods:
-        print(f"error: unknown method(s) {bad}; choose from {','.join(ALL_METHODS)}",
-              file=sys.stderr)
+    try:
+        methods, notes = parse_methods(args.methods)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     epochs, n_perm, max_test = args.epochs, args.n_permutations, args.max_test
     if args.quick:
@@ -601,7 +412,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "skhyper-compare") -> in
         f"      {data.X_train.shape[0]} train x {data.X_train.shape[1]} features, "
         f"{data.X_test.shape[0]} test ({int(data.y_test.sum())} anomalies)"
     )
-    settings = []
+    settings = list(notes)
     if args.quick:
         settings.append("--quick (tiny settings: numbers are a smoke test)")
     settings.append(f"epochs={epochs if epochs is not None else 'default'}")

@@ -19,7 +19,7 @@ from ._progress import Progress
 from ._torch import build_module, make_generator, spawn_seeds, to_tensor
 from .losses import COMPRESSIONS, ROLL_STEP, HypersphericalRegulariser
 from .neighbors import BACKENDS, LatentBank, TrainingRows
-from .networks import SphericalVAE, build_vae
+from .networks import build_vae
 from .preprocessing import IdentityTransform, InputTransform
 from .training import auto_epochs, n_batches, train_vae
 

@@ -24,7 +24,6 @@ import numpy as np
 import torch
 from torch import nn
 
-
 LOG_FLOOR = -40.0
 
 
