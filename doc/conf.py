@@ -62,6 +62,11 @@ sphinx_gallery_conf = {
     "examples_dirs": "examples",
     "gallery_dirs": "auto_examples",
     "filename_pattern": r"/plot_",
+    "subsection_order": [
+        "examples/one_class",
+        "examples/two_sample",
+        "examples/benchmarks",
+    ],
     "within_subsection_order": "FileNameSortKey",
     "doc_module": ("skhyper",),
     "backreferences_dir": os.path.join("generated", "backreferences"),
@@ -81,5 +86,5 @@ html_theme_options = {
     "footer_start": ["copyright"],
     "footer_end": ["sphinx-version"],
 }
-html_sidebars = {"index": [], "api": [], "benchmarks": [], "auto_examples/*": []}
+html_sidebars = {"index": [], "api": [], "benchmarks": [], "auto_examples/**": []}
 html_show_sourcelink = False

@@ -127,8 +127,10 @@ fig.suptitle(
 plt.show()
 
 # %%
-# With compression the normal means sit near ``cos(phi_1) = 1``, while
-# anomalies, which the encoder never saw, fall away from that cap or off the
-# radius that the regulariser holds the normal means at. Without compression
-# the normal means spread over the whole sphere. The kNN score measures the
-# distance to the training means in this latent space (bottom row).
+# With compression the training means (grey) gather near
+# ``cos(phi_1) = 1``, in one cap of the sphere. An anomaly is caught when the
+# encoder maps it away from the training means, to another angle or another
+# radius; one mapped among them is missed. Without compression the training
+# means spread over a wide range of angles, and anomalies fall among them
+# more easily. The kNN score measures distances between latent means; the
+# bottom row shows them in the plane of the training means' two main axes.
