@@ -1,30 +1,38 @@
 """``python -m skhyper compare``: skhyper's detectors side by side with IsolationForest.
 
-One run, one machine, one split: every method is fitted on the same training
-rows and scored on the same test rows, and the table reports outlier AUROC,
-outlier average precision, FPR at 95% TPR, and fit / score wall-clock seconds.
+Every method is fitted on the same training rows and scored on the same test
+rows of several one-class splits, and the table reports the mean and standard
+deviation over the splits of outlier AUROC, outlier average precision, FPR at
+95% TPR, and fit / score wall-clock seconds.
 
 Data (``--dataset``):
 
-- ``digits`` (default; ships with scikit-learn, no download): one-class digits.
-  The rows of one digit (``--normal-class``, default 0) are normal; they are
-  shuffled (``--seed``) and 70% form the training set. The test set is the other
-  30% plus anomalies drawn at random from the other nine digits, as many as
-  ``--anomaly-ratio`` (default 0.5) times the test normals. Pixels are scaled to
-  [0, 1] (divided by 16).
+- ``digits`` (default; ships with scikit-learn, no download): one-class digits,
+  **every digit in turn** (or only ``--normal-class``). The rows of the normal
+  digit are shuffled (``--seed``) and 70% form the training set. The test set
+  is the other 30% plus anomalies drawn at random from the other nine digits,
+  as many as ``--anomaly-ratio`` (default 0.5) times the test normals. Pixels
+  are scaled to [0, 1] (divided by 16).
 - ``breast_cancer`` (ships with scikit-learn): benign = normal, malignant =
-  anomaly, the same split rule; features standardised on the training set.
+  anomaly, the same split rule, ``--n-splits`` shuffles (default 5, seeds
+  ``seed, seed + 1, ...``); features standardised on the training set.
 - a path to an ``.npz`` file (keys ``X`` and ``y``) or a ``.csv`` file with a
   header and a label column (``--label-column``, default the first of
   ``label``, ``y``, ``target``, ``outlier``, ``anomaly``, ``class``). Labels:
   ``{0, 1}`` with 1 = anomaly or ``{-1, +1}`` with -1 = anomaly. Protocol: the
   normal rows are shuffled, 70% (at most 10,000) are the training set; the test
   set is the other 30% plus every anomaly (at most ``--max-test`` rows in all,
-  drawn at random); features standardised on the training set.
+  drawn at random); features standardised on the training set;
+  ``--n-splits`` shuffles (default 1).
 
 SparKerDetector runs in its reference mode: fitted on the test set with the
-training set as ``X_ref``, then scoring the test set; its test p-value is printed
-under the table.
+training set as ``X_ref``, then scoring the test set (it sees the test rows,
+so its row is transductive, unlike the others); its two-sample p-value says
+whether the test set differs from the training set at all.
+
+Bad arguments and unreadable files end the command with exit status 2 and a
+one-line message, before any model is fitted; results are written before the
+plot, so a plotting error loses nothing.
 """
 
 from __future__ import annotations
@@ -34,9 +42,10 @@ import csv
 import json
 import os
 import sys
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 from sklearn.preprocessing import StandardScaler
@@ -46,18 +55,26 @@ from .evaluation import (
     MethodResult,
     builtin_split,
     evaluate,
+    label,
     one_class_split,
     parse_methods,
-    roc_figure,
     write_results_csv,
 )
 from .metrics import as_outlier_labels
 
-__all__ = ["CompareData", "load_compare_data", "run_compare", "format_table", "main"]
+__all__ = [
+    "CompareData",
+    "load_compare_data",
+    "load_compare_splits",
+    "run_compare",
+    "format_table",
+    "main",
+]
 
-DEFAULT_METHODS = ("compvae", "vmf", "sparker", "iforest")
+DEFAULT_METHODS = ("compvae", "vmf", "sparker", "iforest", "lof", "knn")
 ALL_METHODS = tuple(METHODS)
 _LABEL_CANDIDATES = ("label", "y", "target", "outlier", "anomaly", "class")
+_RESULT_TYPES = (".csv", ".json")
 
 
 @dataclass
@@ -91,7 +108,12 @@ def _read_csv(path: str, label_column: str | None) -> tuple[np.ndarray, np.ndarr
     if label_column in header:
         li = header.index(label_column)
     elif label_column.lstrip("-").isdigit():
-        li = int(label_column) % len(header)
+        li = int(label_column)
+        if not 0 <= li < len(header):
+            raise ValueError(
+                f"{path}: --label-column {label_column} is out of range: the file has "
+                f"{len(header)} columns (0 to {len(header) - 1})."
+            )
     else:
         raise ValueError(f"{path}: no column named {label_column!r} in {header}.")
     body = rows[1:]
@@ -120,79 +142,34 @@ def _read_csv(path: str, label_column: str | None) -> tuple[np.ndarray, np.ndarr
     return X, y
 
 
-def load_compare_data(
-    dataset: str = "digits",
-    *,
-    label_column: str | None = None,
-    normal_class: int = 0,
-    anomaly_ratio: float = 0.5,
-    seed: int = 0,
-    max_train: int = 10_000,
-    max_test: int = 10_000,
-) -> CompareData:
-    """Load a data set and make the one-class split described in the module docstring.
+def _read_npz(path: str) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            missing = [k for k in ("X", "y") if k not in z.files]
+            if missing:
+                raise ValueError(f"{path}: missing key(s) {missing}; found {z.files}.")
+            return np.asarray(z["X"], dtype=np.float64), np.asarray(z["y"])
+    except (zipfile.BadZipFile, EOFError, OSError, TypeError) as exc:
+        raise ValueError(f"{path}: not a readable .npz file ({exc}).") from None
+    except ValueError as exc:
+        if str(exc).startswith(path):
+            raise
+        raise ValueError(f"{path}: not a readable .npz file ({exc}).") from None
 
-    Parameters
-    ----------
-    dataset : str, default="digits"
-        ``"digits"``, ``"breast_cancer"``, or a path to a ``.npz`` / ``.csv`` file.
-    label_column : str, default=None
-        CSV only: name (or integer index) of the label column.
-    normal_class : int, default=0
-        ``digits`` only: the digit that is normal.
-    anomaly_ratio : float, default=0.5
-        Built-in data sets: anomalies in the test set per test normal.
-    seed : int, default=0
-        Seed of the shuffles.
-    max_train, max_test : int, default=10000
-        Caps for ``.npz`` / ``.csv`` data.
 
-    Returns
-    -------
-    data : CompareData
-    """
-    if dataset == "digits":
-        from sklearn.datasets import load_digits
-
-        X, t = load_digits(return_X_y=True)
-        if not 0 <= int(normal_class) <= 9:
-            raise ValueError(f"--normal-class must be a digit 0-9, got {normal_class}.")
-        Xtr, Xte, yte = builtin_split(X / 16.0, t == int(normal_class), anomaly_ratio, seed)
-        protocol = (
-            f"sklearn load_digits one-class: digit {normal_class} normal; train = 70% "
-            f"of its rows ({len(Xtr)}), test = the other {int((yte == 0).sum())} plus "
-            f"{int(yte.sum())} random other digits; pixels / 16; seed {seed}"
-        )
-        return CompareData("digits", protocol, Xtr, Xte, yte)
-    if dataset == "breast_cancer":
-        from sklearn.datasets import load_breast_cancer
-
-        X, t = load_breast_cancer(return_X_y=True)
-        # target 1 = benign (normal), 0 = malignant (anomaly)
-        Xtr, Xte, yte = builtin_split(X, t == 1, anomaly_ratio, seed)
-        scaler = StandardScaler().fit(Xtr)
-        Xtr, Xte = scaler.transform(Xtr), scaler.transform(Xte)
-        protocol = (
-            f"sklearn load_breast_cancer: benign normal; train = 70% of benign "
-            f"({len(Xtr)}), test = the other {int((yte == 0).sum())} benign plus "
-            f"{int(yte.sum())} random malignant; standardised on train; seed {seed}"
-        )
-        return CompareData("breast_cancer", protocol, Xtr, Xte, yte)
-
-    if not os.path.exists(dataset):
+def _read_file(dataset: str, label_column: str | None) -> tuple[np.ndarray, np.ndarray]:
+    if not os.path.isfile(dataset):
         raise ValueError(
-            f"--dataset {dataset!r}: not 'digits', 'breast_cancer' or an existing "
-            ".npz / .csv file."
+            f"--dataset {dataset!r}: not 'digits', 'breast_cancer' or an existing .npz / .csv file."
         )
     ext = os.path.splitext(dataset)[1].lower()
     if ext == ".npz":
-        with np.load(dataset, allow_pickle=False) as z:
-            missing = [k for k in ("X", "y") if k not in z.files]
-            if missing:
-                raise ValueError(f"{dataset}: missing key(s) {missing}; found {z.files}.")
-            X, y = np.asarray(z["X"], dtype=np.float64), np.asarray(z["y"])
+        X, y = _read_npz(dataset)
     elif ext == ".csv":
-        X, y = _read_csv(dataset, label_column)
+        try:
+            X, y = _read_csv(dataset, label_column)
+        except UnicodeDecodeError:
+            raise ValueError(f"{dataset}: not a UTF-8 text .csv file.") from None
     else:
         raise ValueError(f"{dataset}: unsupported file type {ext!r} (use .npz or .csv).")
     if X.ndim != 2:
@@ -204,13 +181,108 @@ def load_compare_data(
         raise ValueError(f"{dataset}: X has {len(X)} rows but y has {len(y01)}.")
     if int((y01 == 0).sum()) < 8:
         raise ValueError(f"{dataset}: only {int((y01 == 0).sum())} normal rows.")
-    Xtr, Xte, yte = one_class_split(X, y01, seed, max_train=max_train, max_test=max_test)
-    protocol = (
-        f"{os.path.basename(dataset)}: normal rows shuffled (seed {seed}), 70% train "
-        f"({len(Xtr)}); test = other normals + anomalies ({len(Xte)} rows, "
-        f"{int(yte.sum())} anomalies); standardised on train"
-    )
-    return CompareData(os.path.basename(dataset), protocol, Xtr, Xte, yte)
+    return X, y01
+
+
+def load_compare_splits(
+    dataset: str = "digits",
+    *,
+    label_column: str | None = None,
+    normal_class: int | None = None,
+    anomaly_ratio: float = 0.5,
+    seed: int = 0,
+    n_splits: int | None = None,
+    max_train: int = 10_000,
+    max_test: int = 10_000,
+) -> list[CompareData]:
+    """Load a data set and make the one-class splits described in the module docstring.
+
+    Parameters
+    ----------
+    dataset : str, default="digits"
+        ``"digits"``, ``"breast_cancer"``, or a path to a ``.npz`` / ``.csv`` file.
+    label_column : str, default=None
+        CSV only: name (or integer index) of the label column.
+    normal_class : int, default=None
+        ``digits`` only: the one digit that is normal; None runs every digit.
+    anomaly_ratio : float, default=0.5
+        Built-in data sets: anomalies in the test set per test normal.
+    seed : int, default=0
+        Seed of the (first) shuffle.
+    n_splits : int, default=None
+        Shuffles of ``breast_cancer`` and files (seeds ``seed, seed + 1, ...``);
+        None: 5 for ``breast_cancer``, 1 for a file.
+    max_train, max_test : int, default=10000
+        Caps for ``.npz`` / ``.csv`` data.
+
+    Returns
+    -------
+    splits : list of CompareData
+    """
+    if dataset == "digits":
+        from sklearn.datasets import load_digits
+
+        X, t = load_digits(return_X_y=True)
+        if normal_class is not None and not 0 <= int(normal_class) <= 9:
+            raise ValueError(f"--normal-class must be a digit 0-9, got {normal_class}.")
+        digits = range(10) if normal_class is None else [int(normal_class)]
+        out = []
+        for c in digits:
+            Xtr, Xte, yte = builtin_split(X / 16.0, t == c, anomaly_ratio, seed)
+            protocol = (
+                f"sklearn load_digits one-class: digit {c} normal; train = 70% of its "
+                f"rows ({len(Xtr)}), test = the other {int((yte == 0).sum())} plus "
+                f"{int(yte.sum())} random other digits; pixels / 16; seed {seed}"
+            )
+            out.append(CompareData(f"digit {c}", protocol, Xtr, Xte, yte))
+        return out
+    if dataset == "breast_cancer":
+        from sklearn.datasets import load_breast_cancer
+
+        X, t = load_breast_cancer(return_X_y=True)
+        out = []
+        for s in range(seed, seed + (5 if n_splits is None else n_splits)):
+            # target 1 = benign (normal), 0 = malignant (anomaly)
+            Xtr, Xte, yte = builtin_split(X, t == 1, anomaly_ratio, s)
+            scaler = StandardScaler().fit(Xtr)
+            protocol = (
+                f"sklearn load_breast_cancer: benign normal; train = 70% of benign "
+                f"({len(Xtr)}), test = the other {int((yte == 0).sum())} benign plus "
+                f"{int(yte.sum())} random malignant; standardised on train; seed {s}"
+            )
+            out.append(
+                CompareData(
+                    f"breast_cancer seed {s}",
+                    protocol,
+                    scaler.transform(Xtr),
+                    scaler.transform(Xte),
+                    yte,
+                )
+            )
+        return out
+    X, y01 = _read_file(dataset, label_column)
+    name = os.path.basename(dataset)
+    out = []
+    for s in range(seed, seed + (1 if n_splits is None else n_splits)):
+        Xtr, Xte, yte = one_class_split(X, y01, s, max_train=max_train, max_test=max_test)
+        protocol = (
+            f"{name}: normal rows shuffled (seed {s}), 70% train ({len(Xtr)}); test = "
+            f"other normals + anomalies ({len(Xte)} rows, {int(yte.sum())} anomalies); "
+            "standardised on train"
+        )
+        out.append(
+            CompareData(
+                name if n_splits in (None, 1) else f"{name} seed {s}", protocol, Xtr, Xte, yte
+            )
+        )
+    return out
+
+
+def load_compare_data(dataset: str = "digits", **kwargs: Any) -> CompareData:
+    """The first split of :func:`load_compare_splits` (for one-split use)."""
+    if dataset == "digits" and kwargs.get("normal_class") is None:
+        kwargs["normal_class"] = 0
+    return load_compare_splits(dataset, **kwargs)[0]
 
 
 # ------------------------------------------------------------------------ methods
@@ -226,13 +298,13 @@ def run_compare(
     verbose: int = 0,
     progress: Any = "stderr",
 ) -> list[MethodResult]:
-    """Fit and score each method on ``data``; return one result per method.
+    """Fit and score each method on one split; return one result per method.
 
     Parameters
     ----------
     data : CompareData
-        From :func:`load_compare_data`.
-    methods : sequence of str, default=("compvae", "vmf", "sparker", "iforest")
+        One split from :func:`load_compare_splits`.
+    methods : sequence of str, default=DEFAULT_METHODS
         Keys of :data:`skhyper.evaluation.METHODS`.
     epochs : int, default=None
         Training epochs of CompVAEDetector / VMFDetector (None: their default).
@@ -269,28 +341,70 @@ def run_compare(
     )
 
 
+# ------------------------------------------------------------------------- output
+
+
+def _mean_sd(values: Sequence[float], nd: int = 3) -> str:
+    v = np.asarray(values, dtype=np.float64)
+    if len(v) == 1:
+        return f"{v[0]:.{nd}f}"
+    return f"{v.mean():.{nd}f} ± {v.std(ddof=1):.{nd}f}"
+
+
 def format_table(results: Sequence[MethodResult]) -> str:
-    """The comparison as a fixed-width text table."""
-    w = max([len("method")] + [len(r.label) for r in results])
-    lines = [
-        f"{'method':<{w}}  {'AUROC':>6}  {'AP':>6}  {'FPR95':>6}  {'fit s':>8}  {'score s':>8}"
-    ]
-    lines.append("-" * len(lines[0]))
-    for r in results:
-        if r.error:
-            lines.append(f"{r.label:<{w}}  {r.error}")
-        else:
-            lines.append(
-                f"{r.label:<{w}}  {r.auroc:6.3f}  {r.ap:6.3f}  {r.fpr95:6.3f}  "
-                f"{r.fit_s:8.2f}  {r.score_s:8.3f}"
-            )
+    """Mean ± standard deviation over splits per method, as a fixed-width text table.
+
+    Seconds are means per split. A method that failed on some split shows the
+    first error.
+    """
+    methods = list(dict.fromkeys(r.method for r in results))
+    n_splits = len({r.dataset for r in results})
+    spread = n_splits > 1
+    cw = 13 if spread else 6
+    w = max([len("method")] + [len(label(m)) for m in methods])
+    title = f"{'method':<{w}}  {'AUROC':>{cw}}  {'AP':>{cw}}  {'FPR95':>{cw}}  {'fit s':>7}  {'score s':>7}"
+    lines = [title, "-" * len(title)]
+    for m in methods:
+        rows = [r for r in results if r.method == m]
+        failed = [r for r in rows if r.error]
+        if failed:
+            lines.append(f"{label(m):<{w}}  {failed[0].error}")
+            continue
+        cells = [_mean_sd([getattr(r, k) for r in rows]) for k in ("auroc", "ap", "fpr95")]
+        fit = np.mean([r.fit_s for r in rows])
+        score = np.mean([r.score_s for r in rows])
+        lines.append(
+            f"{label(m):<{w}}  "
+            + "  ".join(f"{c:>{cw}}" for c in cells)
+            + f"  {fit:7.2f}  {score:7.3f}"
+        )
+    if spread:
+        lines.append(f"(mean ± standard deviation over {n_splits} splits; seconds per split)")
     return "\n".join(lines)
 
 
+def _sparker_note(results: Sequence[MethodResult]) -> str | None:
+    ps = [r.extra["pvalue"] for r in results if "pvalue" in r.extra]
+    if not ps:
+        return None
+    small = sum(p < 0.05 for p in ps)
+    where = (
+        f"p = {ps[0]:.3g}"
+        if len(ps) == 1
+        else (f"median p = {np.median(ps):.3g}, p < 0.05 on {small} of {len(ps)} splits")
+    )
+    return (
+        "SparKerDetector (reference mode) is fitted on the test rows against the training "
+        f"rows, so it sees the test set; its two-sample test of test vs training rows gives "
+        f"{where} (a small p: the test set is not distributed like the training set)."
+    )
+
+
 def _plot_roc(
-    results: Sequence[MethodResult], data: CompareData, path: str
+    results: Sequence[MethodResult], splits: Sequence[CompareData], path: str
 ) -> str | None:
-    """Write ROC curves to ``path``; return an error message instead of raising."""
+    """Write ROC curves (log false-positive axis) to ``path``; return an error
+    message instead of raising."""
     try:
         import matplotlib
 
@@ -298,16 +412,56 @@ def _plot_roc(
         import matplotlib.pyplot as plt
     except ImportError:
         return "matplotlib is not installed; no plot written (pip install matplotlib)."
-    from sklearn.metrics import roc_curve
+    from sklearn.metrics import RocCurveDisplay
 
-    curves = []
-    for r in results:
-        if r.anomaly_scores is not None:
-            fpr, tpr, _ = roc_curve(data.y_test, r.anomaly_scores)
-            curves.append((f"{r.label} (AUROC {r.auroc:.3f})", fpr, tpr))
-    fig = roc_figure(curves, f"ROC, {data.name}")
+    y_of = {d.name: d.y_test for d in splits}
+    methods = [
+        m
+        for m in dict.fromkeys(r.method for r in results)
+        if any(r.method == m and r.anomaly_scores is not None for r in results)
+    ]
+    if not methods:
+        return "no method produced scores; no plot written."
+    one = len(splits) == 1
+    ncols = 1 if one else min(3, len(methods))
+    nrows = 1 if one else -(-len(methods) // ncols)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(5.5 if one else 4 * ncols, 5 if one else 3.6 * nrows), squeeze=False
+    )
+    for i, m in enumerate(methods):
+        ax = axes.flat[0 if one else i]
+        rows = [r for r in results if r.method == m and r.anomaly_scores is not None]
+        for r in rows:
+            RocCurveDisplay.from_predictions(
+                y_of[r.dataset],
+                r.anomaly_scores,
+                ax=ax,
+                plot_chance_level=False,
+                name=label(m) if one else None,
+                curve_kwargs={"lw": 1.5 if one else 0.8},
+            )
+        if not one:
+            ax.set_title(f"{label(m)}\nAUROC {_mean_sd([r.auroc for r in rows])}", fontsize=8)
+            if ax.get_legend() is not None:
+                ax.get_legend().remove()
+    for ax in axes.flat[len(methods) if not one else 1 :]:
+        ax.set_visible(False)
+    # below one false positive in the largest test set the log axis shows nothing
+    low = min(1e-2, 0.5 / max(int((d.y_test == 0).sum()) for d in splits))
+    for ax in axes.flat:
+        ax.set_aspect("auto")
+        ax.set_xscale("log")
+        ax.set_xlim(low, 1)
+        ax.set_ylim(0, 1.02)
+        ax.grid(alpha=0.3, which="both")
+        ax.set_xlabel("false-positive rate (log scale)", fontsize=8)
+        ax.set_ylabel("true-positive rate", fontsize=8)
+    fig.suptitle(
+        f"ROC, {splits[0].name if one else f'{len(splits)} splits, one curve each'}", fontsize=10
+    )
+    fig.tight_layout()
     try:
-        fig.savefig(path, dpi=120)
+        fig.savefig(path, dpi=110)
     except (OSError, ValueError) as exc:
         return f"could not write {path}: {exc}"
     finally:
@@ -315,39 +469,82 @@ def _plot_roc(
     return None
 
 
-def _write_results(results: Sequence[MethodResult], data: CompareData, path: str) -> None:
-    rows = [r.as_row() for r in results]
+def _write_results(
+    results: Sequence[MethodResult], splits: Sequence[CompareData], path: str
+) -> None:
+    rows = [{**r.as_row(), "label": r.label} for r in results]
     if path.lower().endswith(".csv"):
         write_results_csv(rows, path)
     else:
-        rows = [{**row, "label": label} for row, label in zip(rows, [r.label for r in results])]
         with open(path, "w", encoding="utf-8") as fh:
-            json.dump({"protocol": data.protocol, "results": rows}, fh, indent=2)
+            json.dump({"protocol": [d.protocol for d in splits], "results": rows}, fh, indent=2)
 
 
 # --------------------------------------------------------------------------- CLI
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad arguments: one line on stderr and exit status 2 (no usage dump)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _int_at_least(low: int) -> Any:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+
+    return parse
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (value > 0 and np.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
 def build_parser(prog: str = "skhyper-compare") -> argparse.ArgumentParser:
     """The argument parser of ``python -m skhyper compare`` / ``skhyper-compare``."""
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog=prog,
         description=(
             "Compare CompVAEDetector, VMFDetector, SparKerDetector (reference mode) "
-            "and IsolationForest on one data set: outlier AUROC, AP, FPR at 95% TPR, "
-            "fit and score seconds."
+            "with IsolationForest, LOF and kNN over several one-class splits: mean ± "
+            "spread of outlier AUROC, AP, FPR at 95% TPR, fit and score seconds."
         ),
     )
     p.add_argument(
         "--dataset",
         default="digits",
-        help="'digits' (default), 'breast_cancer', or a path to .npz (X, y) / .csv",
+        help="'digits' (default: every digit in turn), 'breast_cancer', or a path "
+        "to .npz (X, y) / .csv",
     )
     p.add_argument("--label-column", default=None, help="CSV label column (name or index)")
-    p.add_argument("--normal-class", type=int, default=0, help="digits: the normal digit")
+    p.add_argument(
+        "--normal-class",
+        type=int,
+        default=None,
+        help="digits: run only this normal digit (default: all ten)",
+    )
+    p.add_argument(
+        "--n-splits",
+        type=_int_at_least(1),
+        default=None,
+        help="shuffles of breast_cancer (default 5) or a file (default 1)",
+    )
     p.add_argument(
         "--anomaly-ratio",
-        type=float,
+        type=_positive_float,
         default=0.5,
         help="built-in data: test anomalies per test normal (default 0.5)",
     )
@@ -356,22 +553,53 @@ def build_parser(prog: str = "skhyper-compare") -> argparse.ArgumentParser:
         default=",".join(DEFAULT_METHODS),
         help=f"comma-separated, from {','.join(ALL_METHODS)} (default: %(default)s)",
     )
-    p.add_argument("--epochs", type=int, default=None, help="CompVAE / vMF epochs")
+    p.add_argument("--epochs", type=_int_at_least(1), default=None, help="CompVAE / vMF epochs")
     p.add_argument(
-        "--n-permutations", type=int, default=None, help="SparKer permutations"
+        "--n-permutations", type=_int_at_least(0), default=None, help="SparKer permutations"
     )
     p.add_argument(
         "--quick",
         action="store_true",
-        help="tiny settings for a smoke test (3 epochs, 10 permutations, "
-        "at most 300 test rows)",
+        help="a smoke test: 2 splits, 3 epochs, 10 permutations, at most 300 test rows",
     )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--max-test", type=int, default=10_000)
-    p.add_argument("--plot", default=None, help="write ROC curves to this PNG")
+    p.add_argument("--seed", type=_int_at_least(0), default=0)
+    p.add_argument("--max-test", type=_int_at_least(10), default=10_000)
+    p.add_argument(
+        "--plot", default=None, help="write ROC curves to this image (.png, .pdf, .svg, ...)"
+    )
     p.add_argument("--output", default=None, help="write results to .json or .csv")
-    p.add_argument("-v", "--verbose", type=int, default=0, help="detectors' verbosity")
+    p.add_argument("-v", "--verbose", type=_int_at_least(0), default=0, help="detectors' verbosity")
     return p
+
+
+def _check_writable(path: str, option: str) -> None:
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise ValueError(f"{option} {path!r} is a folder, not a file.")
+    if not os.path.isdir(folder):
+        raise ValueError(f"{option} {path!r}: the folder {folder!r} does not exist.")
+    if not os.access(folder, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        raise ValueError(f"{option} {path!r} is not writable.")
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    if args.output is not None:
+        _check_writable(args.output, "--output")
+        if os.path.splitext(args.output)[1].lower() not in _RESULT_TYPES:
+            raise ValueError(f"--output {args.output!r}: use a .csv or .json file name.")
+    if args.plot is not None:
+        _check_writable(args.plot, "--plot")
+        ext = os.path.splitext(args.plot)[1].lower().lstrip(".")
+        try:
+            from matplotlib.backend_bases import FigureCanvasBase
+        except ImportError:
+            return  # said after the run: the table matters more than the plot
+        types = FigureCanvasBase.get_supported_filetypes()
+        if ext not in types:
+            raise ValueError(
+                f"--plot {args.plot!r}: unsupported image type {ext!r}; use one of "
+                f"{', '.join(sorted(types))}."
+            )
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "skhyper-compare") -> int:
@@ -381,73 +609,77 @@ def main(argv: Sequence[str] | None = None, prog: str = "skhyper-compare") -> in
     (they are listed in the table), 2 for bad arguments or data.
     """
     args = build_parser(prog).parse_args(argv)
-    try:
-        methods, notes = parse_methods(args.methods)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     epochs, n_perm, max_test = args.epochs, args.n_permutations, args.max_test
     if args.quick:
         epochs = 3 if epochs is None else epochs
         n_perm = 10 if n_perm is None else n_perm
         max_test = min(max_test, 300)
     try:
-        data = load_compare_data(
+        methods, notes = parse_methods(args.methods)
+        _check_outputs(args)
+        splits = load_compare_splits(
             args.dataset,
             label_column=args.label_column,
             normal_class=args.normal_class,
             anomaly_ratio=args.anomaly_ratio,
             seed=args.seed,
+            n_splits=args.n_splits,
             max_test=max_test,
         )
     except (ValueError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
-    if args.quick and len(data.X_test) > max_test:
+    if args.quick:
+        splits = splits[:2]
         rng = np.random.default_rng(args.seed)
-        keep = np.sort(rng.choice(len(data.X_test), max_test, replace=False))
-        data.X_test, data.y_test = data.X_test[keep], data.y_test[keep]
-    print(f"data: {data.protocol}")
+        for d in splits:
+            if len(d.X_test) > max_test:
+                keep = np.sort(rng.choice(len(d.X_test), max_test, replace=False))
+                d.X_test, d.y_test = d.X_test[keep], d.y_test[keep]
+    for d in splits[:1] + (["..."] if len(splits) > 2 else []) + splits[1:][-1:]:
+        print("data: ..." if d == "..." else f"data: {d.protocol}")
+    d = splits[0]
     print(
-        f"      {data.X_train.shape[0]} train x {data.X_train.shape[1]} features, "
-        f"{data.X_test.shape[0]} test ({int(data.y_test.sum())} anomalies)"
+        f"      {len(splits)} split(s); first: {d.X_train.shape[0]} train x "
+        f"{d.X_train.shape[1]} features, {d.X_test.shape[0]} test ({int(d.y_test.sum())} anomalies)"
     )
     settings = list(notes)
     if args.quick:
         settings.append("--quick (tiny settings: numbers are a smoke test)")
     settings.append(f"epochs={epochs if epochs is not None else 'default'}")
-    settings.append(
-        f"SparKer n_permutations={n_perm if n_perm is not None else 'default'}"
-    )
+    settings.append(f"SparKer n_permutations={n_perm if n_perm is not None else 'default'}")
     print("settings: " + ", ".join(settings) + f", seed={args.seed}")
     sys.stdout.flush()
-    results = run_compare(
-        data,
-        methods,
-        epochs=epochs,
-        n_permutations=n_perm,
-        seed=args.seed,
-        verbose=args.verbose,
-    )
+    results: list[MethodResult] = []
+    for i, data in enumerate(splits, 1):
+        print(f"split {i}/{len(splits)}: {data.name}", file=sys.stderr, flush=True)
+        results += run_compare(
+            data,
+            methods,
+            epochs=epochs,
+            n_permutations=n_perm,
+            seed=args.seed,
+            verbose=args.verbose,
+        )
     print()
     print(format_table(results))
-    for r in results:
-        if "pvalue" in r.extra:
-            stat = r.extra.get("test_statistic", float("nan"))
-            print(
-                f"\nSparKer two-sample test, test set vs training set: "
-                f"t = {stat:.3g}, p = {r.extra['pvalue']:.3g}"
-            )
+    note = _sparker_note(results)
+    if note:
+        print("\n" + note)
     print(
         "\nAUROC / AP: outlier class positive, higher is better; FPR95: fraction of "
         "inliers flagged when 95% of outliers are, lower is better."
     )
-    if args.plot:
-        msg = _plot_roc(results, data, args.plot)
-        print(msg if msg else f"ROC plot written to {args.plot}")
     if args.output:
-        _write_results(results, data, args.output)
-        print(f"results written to {args.output}")
+        try:
+            _write_results(results, splits, args.output)
+            print(f"results written to {args.output}")
+        except OSError as exc:
+            print(f"{prog}: error: could not write {args.output}: {exc}", file=sys.stderr)
+            return 2
+    if args.plot:
+        msg = _plot_roc(results, splits, args.plot)
+        print(msg if msg else f"ROC plot written to {args.plot}")
     return 1 if any(r.error for r in results) else 0
 
 

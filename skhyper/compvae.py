@@ -114,6 +114,8 @@ class CompVAEDetector(BaseTorchDetector):
     ----------
     model_ : torch.nn.Module
         The fitted VAE (float64, eval mode).
+    transform_ : object
+        The input scaling fitted on the training rows (``transform(X)``).
     device_ : torch.device
         Device the model was fitted on.
     offset_ : float
@@ -387,7 +389,67 @@ class VMFDetector(CompVAEDetector):
     of the latent means is compressed toward the pole; the other angles keep
     their isotropic targets.
 
-    Parameters are those of :class:`CompVAEDetector` without ``compression``.
+    Parameters
+    ----------
+    latent_dim : int, default=16
+        Dimension n of the latent space (>= 2).
+    hidden_layer_sizes : tuple of int, default=(128, 64)
+        Widths of the MLP encoder's hidden layers (the decoder mirrors them).
+    image_shape : tuple of int (C, H, W), default=None
+        Rows are images flattened in C, H, W order; a residual conv VAE is used.
+    n_neighbors : int, default=3
+        Number of training latent means averaged in the score.
+    knn_backend : {"auto", "exact", "pynndescent"}, default="auto"
+        Exact search, approximate search, or exact up to
+        ``skhyper.neighbors.AUTO_EXACT_MAX_BANK`` training rows.
+    epochs : int or "auto", default="auto"
+        Training epochs; ``"auto"`` gives about 1,500 optimiser steps.
+    batch_size : int, default=256
+        Rows per minibatch, for training and inference.
+    learning_rate : float, default=1e-3
+        Adam learning rate.
+    kl_target : float, default=100.0
+        Sets the regulariser's weight after the first epoch.
+    sigma_angle_gain : float, default=5e5
+        Gain of the angular term on the encoder scales.
+    class_conditional : bool, default=False
+        ``fit(X, y)`` gathers each class around its own latent axis.
+    standardize : "auto" or bool, default="auto"
+        Standardise features on the training rows (``"auto"``: not for images).
+    contamination : "auto" or float, default="auto"
+        Expected outlier fraction; ``"auto"`` is Tukey's fence on the training
+        kNN distances.
+    device : str or torch.device, default="auto"
+        ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``.
+    random_state : int, RandomState instance or None, default=None
+        Seeds every random draw of the fit through local generators.
+    verbose : int, default=0
+        Show a progress bar over epochs when > 0.
+
+    Each is described in full in :class:`CompVAEDetector`; this class is that
+    estimator with ``compression="first"``.
+
+    Attributes
+    ----------
+    model_ : torch.nn.Module
+        The fitted VAE (float64, eval mode).
+    transform_ : object
+        The input scaling fitted on the training rows.
+    device_ : torch.device
+        Device the model was fitted on.
+    offset_ : float
+        ``decision_function = score_samples - offset_``.
+    history_ : dict of list
+        Per-epoch means of the loss and its parts.
+    classes_ : ndarray
+        Class labels seen in class-conditional mode (else absent).
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Defined only when X has feature names that are all strings.
+
+    See Also
+    --------
+    CompVAEDetector : Every angle compressed (the full method).
 
     Examples
     --------

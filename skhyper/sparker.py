@@ -113,6 +113,11 @@ class SparKerDetector(BaseTorchDetector):
 
     Attributes
     ----------
+    transform_ : skhyper.preprocessing.InputTransform
+        The per-feature scaling (``preprocessing``) the kernels live behind.
+    kernels_ : skhyper.kernels.KernelEnsemble
+        The fitted ensemble in the transformed space (on the CPU), used by
+        ``score_samples``.
     centers_ : ndarray of shape (n_kernels, n_features)
         Kernel centres in the units of ``X``.
     amplitudes_ : ndarray of shape (n_kernels,)

@@ -36,7 +36,32 @@ def test_digits_quick_with_plot_and_csv(tmp_path, capsys):
         assert png.stat().st_size > 0
     text = out.read_text().splitlines()
     assert text[0].startswith("dataset,method,auroc,ap,fpr95,fit_s,score_s")
-    assert len(text) == 3
+    assert len(text) == 1 + 2 * 2  # --quick: two splits, two methods
+
+
+def test_default_run_is_every_digit_with_peers_and_spread(capsys, monkeypatch, tmp_path):
+    pytest.importorskip("matplotlib")
+    import matplotlib.figure
+
+    scales = []
+    monkeypatch.setattr(
+        matplotlib.figure.Figure,
+        "savefig",
+        lambda fig, *a, **k: scales.extend(ax.get_xscale() for ax in fig.axes if ax.get_visible()),
+    )
+    rc = main(["--epochs", "2", "--n-permutations", "3", "--plot", str(tmp_path / "r.png")])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    for d in range(10):
+        assert f"split {d + 1}/10: digit {d}" in err  # a progress line per split...
+    assert err.count("[6/6] kNN (k=5)") == 10  # ...and per method
+    table = out.split("method", 1)[1]
+    for name in ("CompVAEDetector", "VMFDetector", "SparKerDetector (reference mode)",
+                 "IsolationForest", "LOF (novelty)", "kNN (k=5)"):
+        assert name in table
+    assert "±" in table and "over 10 splits" in table
+    assert "sees the test set" in out and "median p =" in out
+    assert scales and set(scales) == {"log"}
 
 
 def test_plot_fails_soft_without_matplotlib(tmp_path, capsys, monkeypatch):
@@ -70,17 +95,70 @@ def test_npz_and_csv_inputs(tmp_path, capsys):
     assert "3 features" in out and "12 anomalies" in out
 
 
+def _exit_code(argv):
+    try:
+        return main(argv)
+    except SystemExit as exc:  # argparse's own errors
+        return exc.code
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
         (["--methods", "nope"], "unknown method"),
         (["--dataset", "missing.npz"], "not 'digits'"),
         (["--normal-class", "12"], "digit 0-9"),
+        (["--max-test", "-5"], "--max-test: must be at least"),
+        (["--epochs", "0"], "--epochs: must be at least 1"),
+        (["--anomaly-ratio", "-1"], "positive number"),
+        (["--seed", "x"], "not an integer"),
+        (["--output", "/no/such/folder/r.csv"], "does not exist"),
+        (["--output", "{tmp}"], "is a folder"),
+        (["--output", "{tmp}/r.txt"], ".csv or .json"),
+        (["--plot", "{tmp}/roc.xyz", "--output", "{tmp}/r.csv"], "unsupported image type"),
+        (["--plot", "/no/such/folder/roc.png"], "does not exist"),
     ],
 )
-def test_bad_arguments_exit_2(argv, message, capsys):
-    assert main(argv) == 2
-    assert message in capsys.readouterr().err
+def test_bad_arguments_exit_2_with_one_line(argv, message, capsys, tmp_path):
+    if any("roc.xyz" in a for a in argv):
+        pytest.importorskip("matplotlib")
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    assert _exit_code(argv) == 2
+    out, err = capsys.readouterr()
+    assert message in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert "split 1/" not in err  # rejected before any model was fitted
+    assert not (tmp_path / "r.csv").exists()
+
+
+def test_corrupt_npz_and_out_of_range_label_column_exit_2(tmp_path, capsys):
+    bad = tmp_path / "d.npz"
+    bad.write_bytes(b"PK\x03\x04 not really a zip archive")
+    assert main(["--dataset", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "not a readable .npz file" in err and len(err.strip().splitlines()) == 1
+    p = tmp_path / "d.csv"
+    p.write_text("a,b,label\n1,2,0\n" * 20)
+    for column in ("3", "-1"):
+        assert main(["--dataset", str(p), "--label-column", column]) == 2
+        err = capsys.readouterr().err
+        assert "out of range" in err and len(err.strip().splitlines()) == 1
+
+
+def test_results_are_written_before_a_failing_plot(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("matplotlib")
+    import matplotlib.figure
+
+    def boom(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", boom)
+    out = tmp_path / "r.json"
+    rc = main(["--quick", "--methods", "iforest", "--plot", str(tmp_path / "r.png"),
+               "--output", str(out)])
+    assert rc == 0
+    assert json.loads(out.read_text())["results"][0]["label"] == "IsolationForest"
+    assert "could not write" in capsys.readouterr().out
 
 
 def test_csv_without_label_column_names_the_problem(tmp_path, capsys):
@@ -111,7 +189,7 @@ def test_sparker_reference_mode_quick(capsys):
     rc = main(["--quick", "--n-permutations", "5", "--methods", "sparker"])
     out = capsys.readouterr().out
     assert rc == 0, out
-    assert "SparKer two-sample test" in out and "p =" in out
+    assert "SparKerDetector (reference mode)" in out and "p =" in out
 
 
 def test_module_entry_point(capsys):
