@@ -73,6 +73,7 @@ sphinx_gallery_conf = {
     "reference_url": {"skhyper": None},
     "download_all_examples": False,
     "show_memory": False,
+    "write_computation_times": False,
     "remove_config_comments": True,
 }
 
