@@ -65,6 +65,7 @@ sphinx_gallery_conf = {
     "subsection_order": [
         "examples/one_class",
         "examples/two_sample",
+        "examples/scale_out",
         "examples/benchmarks",
     ],
     "within_subsection_order": "FileNameSortKey",

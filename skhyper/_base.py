@@ -191,6 +191,7 @@ class BaseTorchDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Rows to score, with the training features.
 
         Returns
         -------
@@ -210,6 +211,7 @@ class BaseTorchDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Rows to score, with the training features.
 
         Returns
         -------
@@ -226,7 +228,9 @@ class BaseTorchDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-        y : Ignored unless the estimator's ``fit`` uses it.
+            Training rows.
+        y : array-like of shape (n_samples,), default=None
+            Ignored unless the estimator's ``fit`` uses it.
         **kwargs : dict
             Further arguments of ``fit``.
 

@@ -347,6 +347,7 @@ class CompVAEDetector(BaseTorchDetector):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Rows to score, with the training features.
 
         Returns
         -------
@@ -371,6 +372,7 @@ class CompVAEDetector(BaseTorchDetector):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Rows to score, with the training features.
 
         Returns
         -------
@@ -385,9 +387,10 @@ class CompVAEDetector(BaseTorchDetector):
 
 
 class VMFDetector(CompVAEDetector):
-    """The vMF-like ablation of :class:`CompVAEDetector`: only the first angle
-    of the latent means is compressed toward the pole; the other angles keep
-    their isotropic targets.
+    """The vMF-like ablation of :class:`CompVAEDetector`.
+
+    Only the first angle of the latent means is compressed toward the pole;
+    the other angles keep their isotropic targets.
 
     Parameters
     ----------

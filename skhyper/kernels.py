@@ -50,6 +50,32 @@ def log_kernels(X: torch.Tensor, centers: torch.Tensor, width: float) -> torch.T
     return -(diff * diff).sum(-1) / (2.0 * width * width)
 
 
+# rows per block of the gradient's row sums (see _rows_product)
+_ROW_BLOCK = 64
+
+
+def _rows_product(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``a.T @ b`` summed over rows in fixed blocks, whatever the thread count.
+
+    A plain matrix product over thousands of rows lets the BLAS split the
+    row sum between threads, so its last bits depend on how many threads
+    run; a fit is chaotic enough that those bits change the fitted
+    statistic. Here each block of ``_ROW_BLOCK`` rows is one small product
+    and the blocks are summed along a batch dimension, both independent of
+    the thread count.
+    """
+    n = a.shape[0]
+    full = n - n % _ROW_BLOCK
+    out = torch.zeros(a.shape[1], b.shape[1], dtype=a.dtype, device=a.device)
+    if full:
+        blocks_a = a[:full].view(-1, _ROW_BLOCK, a.shape[1]).transpose(1, 2)
+        blocks_b = b[:full].reshape(-1, _ROW_BLOCK, b.shape[1])
+        out += torch.bmm(blocks_a, blocks_b).sum(0)
+    if full < n:
+        out += a[full:].T @ b[full:]
+    return out
+
+
 class KernelEnsemble(nn.Module):
     """T independent ensembles of M kernels in d dimensions.
 
@@ -134,7 +160,7 @@ class KernelEnsemble(nn.Module):
             # dL/dl_j = c (2 a_j g_j - f p_j)
             h = cg.mul_(two_a).sub_(p.mul_((c * f).unsqueeze(-1)))
             hsum += h.sum(0)
-            hx += torch.matmul(h.view(n, T * M).T, xa[:, :d])
+            hx += _rows_product(h.view(n, T * M), xa[:, :d])
         inv = 1.0 / (width * width)
         grad_mu = (hx.view(T, M, d) - hsum.unsqueeze(-1) * mu) * inv
         return loss, grad_mu, g_a

@@ -323,7 +323,24 @@ class OutlierScorer:
         y_true: Any = None,
         sample_weight: Any = None,
     ) -> float:
-        """Score ``estimator`` on ``X`` against outlier labels ``y_true``."""
+        """Score ``estimator`` on ``X`` against outlier labels ``y_true``.
+
+        Parameters
+        ----------
+        estimator : fitted outlier detector
+            Has ``score_samples`` (or ``decision_function``), higher = more normal.
+        X : array-like of shape (n_samples, n_features)
+            Rows to score.
+        y_true : array-like of shape (n_samples,)
+            Outlier labels: 1 = outlier / 0 = inlier, or -1 = outlier / +1 = inlier.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the rows in the metric.
+
+        Returns
+        -------
+        score : float
+            The metric, signed so that greater is better.
+        """
         if y_true is None:
             raise ValueError(
                 f"{self.name} scorer called without y: outlier scorers need "

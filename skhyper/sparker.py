@@ -18,7 +18,7 @@ from ._compat import Interval, StrOptions, _check_sample_weight, get_chunk_n_row
 from ._progress import Progress
 from .kernels import KernelEnsemble
 from .preprocessing import TRANSFORMS, canonical_sample
-from .twosample import CALIBRATIONS, SparKerOptions, run_sparker
+from .twosample import CALIBRATIONS, TOY_BATCH, SparKerOptions, run_sparker
 
 
 class SparKerDetector(BaseTorchDetector):
@@ -97,6 +97,13 @@ class SparKerDetector(BaseTorchDetector):
         reference under ``"reference"`` calibration): mean/std, median/IQR,
         or weighted-quantile mapping to standard-normal scores. The last two
         keep single rows in heavy tails from dominating ``t``.
+    n_jobs : int or None, default=None
+        Workers for the null toys, which are trained in batches of 25
+        through ``joblib.Parallel`` (None: one, unless inside a
+        ``joblib.parallel_config`` context; -1: all cores). Under
+        ``joblib.parallel_config(backend="dask")`` the batches run on a dask
+        cluster. Each toy is seeded by its index, so results do not depend
+        on ``n_jobs`` or the backend. The observed fit always runs here.
     contamination : "auto" or float in (0, 0.5], default="auto"
         ``"auto"`` puts ``offset_`` at ``-log 2``: a row is an outlier where
         the fitted data density exceeds twice the reference density. A float
@@ -152,7 +159,7 @@ class SparKerDetector(BaseTorchDetector):
         ``decision_function = score_samples - offset_``.
     device_ : torch.device
     n_features_in_ : int
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Defined only when ``X`` has string feature names.
 
     Notes
@@ -197,6 +204,7 @@ class SparKerDetector(BaseTorchDetector):
         "calibration": [StrOptions(set(CALIBRATIONS)), None],
         "n_permutations": [Interval(Integral, 0, None, closed="left")],
         "preprocessing": [StrOptions(set(TRANSFORMS))],
+        "n_jobs": [None, Integral],
     }
 
     # the kernels are small and score on the CPU wherever they were fitted
@@ -217,6 +225,7 @@ class SparKerDetector(BaseTorchDetector):
         calibration: str | None = "permutation",
         n_permutations: int = 100,
         preprocessing: str = "standard",
+        n_jobs: int | None = None,
         contamination: str | float = "auto",
         batch_size: int = 4096,
         device: str | torch.device = "auto",
@@ -235,6 +244,7 @@ class SparKerDetector(BaseTorchDetector):
         self.calibration = calibration
         self.n_permutations = n_permutations
         self.preprocessing = preprocessing
+        self.n_jobs = n_jobs
         self.contamination = contamination
         self.batch_size = batch_size
         self.device = device
@@ -288,8 +298,9 @@ class SparKerDetector(BaseTorchDetector):
         R = None if X_ref is None else self._validate_reference(X_ref, X.shape[0])
         n_toys = self.n_permutations if self.calibration is not None else 0
 
-        desc = f"SparKer ({1 + n_toys} fits x {self.n_restarts} restarts)"
-        with Progress(self.n_steps, desc, self.verbose) as bar:
+        n_batches = -(-n_toys // TOY_BATCH)
+        desc = f"SparKer (observed fit, then {n_batches} batches of toys)"
+        with Progress(self.n_steps + n_batches, desc, self.verbose) as bar:
             result = run_sparker(
                 X_d,
                 w_d,
@@ -299,6 +310,8 @@ class SparKerDetector(BaseTorchDetector):
                 n_toys=n_toys,
                 device=context.device,
                 seeds=context.seeds,
+                n_jobs=self.n_jobs,
+                on_batch=bar.update,
                 callback=lambda step, loss: bar.update(
                     1, postfix=f"t={-2.0 * float(loss[: self.n_restarts].min()):.3g}"
                 ),
@@ -363,6 +376,7 @@ class SparKerDetector(BaseTorchDetector):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Rows to score, with the training features.
 
         Returns
         -------

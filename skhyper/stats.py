@@ -15,17 +15,24 @@ from ._progress import Progress
 from ._torch import fit_seed_sequence, resolve_device
 from .preprocessing import canonical_sample
 from .sparker import SparKerDetector
-from .twosample import SparKerOptions, run_sparker
+from .twosample import TOY_BATCH, SparKerOptions, run_sparker
 
 
 @dataclass(frozen=True)
 class SparKerKernels:
-    """The fitted kernels.
+    """The fitted kernels of a :func:`sparker_test`.
 
-    ``centers`` are in the units of the data; ``width`` is the shared kernel
-    width in the space the kernels were fitted in (the inputs after the
-    detector's ``preprocessing``, e.g. standardised units), as
-    ``SparKerDetector.width_``.
+    Attributes
+    ----------
+    centers : ndarray of shape (n_kernels, n_features)
+        Kernel centres in the units of the data.
+    amplitudes : ndarray of shape (n_kernels,)
+        Signed amplitudes; positive where the data are over-dense relative
+        to the reference.
+    width : float
+        The shared kernel width in the space the kernels were fitted in (the
+        inputs after ``preprocessing``, e.g. standardised units), as
+        ``SparKerDetector.width_``.
     """
 
     centers: np.ndarray
@@ -82,7 +89,10 @@ def sparker_test(
     verbose: int = 0,
     **options: Any,
 ) -> SparKerTestResult:
-    """SparKer two-sample test: is ``data`` distributed like ``reference``?
+    """SparKer two-sample test of ``data`` against a nominal ``reference``.
+
+    It asks whether ``data`` is distributed like ``reference`` and, if not,
+    where it has too many rows.
 
     Runs the same test as ``SparKerDetector(...).fit(data, X_ref=reference)``
     and gives the same numbers for the same ``random_state``. Further keyword
@@ -92,16 +102,24 @@ def sparker_test(
     Parameters
     ----------
     data : array-like of shape (n_data, n_features)
+        The data sample D.
     reference : array-like of shape (n_reference, n_features)
+        The nominal reference sample R, with the same features.
     n_kernels : int, default=8
+        Number of Gaussian kernels.
     calibration : {"permutation", "reference"}, default="permutation"
+        How null toys are drawn: relabelled pooled rows, or pseudo-data drawn
+        from the reference (which then needs 5 times as many rows as data).
     n_permutations : int, default=100
         Number of null toys; must be at least 1.
     random_state : int, RandomState instance or None, default=None
+        Seeds every random draw; an int gives the same result every time.
     sample_weight : array-like of shape (n_data,), default=None
         Weights of the data rows.
     device : str or torch.device, default="auto"
+        ``"auto"`` uses CUDA when available.
     verbose : int, default=0
+        Progress bar over the training steps when > 0.
     **options : dict
         Other :class:`~skhyper.SparKerDetector` parameters.
 
@@ -156,7 +174,8 @@ def sparker_test(
     opts = SparKerOptions(
         **{k: params[k] for k in names}, chunk_size=params["batch_size"]
     )
-    with Progress(opts.n_steps, f"SparKer ({1 + n_permutations} fits)", verbose) as bar:
+    n_batches = -(-n_permutations // TOY_BATCH)
+    with Progress(opts.n_steps + n_batches, "SparKer", verbose) as bar:
         res = run_sparker(
             X_d,
             w_d,
@@ -166,7 +185,9 @@ def sparker_test(
             n_toys=n_permutations,
             device=resolve_device(device),
             seeds=fit_seed_sequence(random_state),
+            n_jobs=params["n_jobs"],
             callback=lambda step, loss: bar.update(1),
+            on_batch=bar.update,
         )
     return SparKerTestResult(
         statistic=res.statistic,

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from joblib import Parallel, delayed
 from scipy.special import ndtri
 
 from ._torch import make_generator, to_tensor
@@ -32,6 +33,9 @@ from .preprocessing import InputTransform
 REFERENCE_MIN_RATIO = 5
 # synthetic reference: size relative to the data, and bounds
 SYNTH_RATIO, SYNTH_MIN, SYNTH_MAX = 5, 1000, 50_000
+# null toys trained together in one tensor program (and shipped to a worker
+# together); fixed, so that results do not depend on n_jobs
+TOY_BATCH = 25
 # rows used to measure the typical distance that sets the width scale
 _DISTANCE_ROWS = 1000
 CALIBRATIONS = ("permutation", "reference")
@@ -116,32 +120,105 @@ def typical_distance(Z: torch.Tensor, w: torch.Tensor, gen: torch.Generator) -> 
     return med if med > 0 and np.isfinite(med) else 1.0
 
 
-def toy_weights(
-    omega: torch.Tensor, n_d: int, n_toys: int, calibration: str | None, gen: torch.Generator
+def split_weights(
+    omega: torch.Tensor, n_d: int, calibration: str | None, gen: torch.Generator | None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(data, reference) weights of shape (1 + n_toys, N); row 0 is the observed split.
+    """(data, reference) weights of one split, each of shape (N,).
 
-    Rows ``:n_d`` of the pooled sample are data, the rest reference.
-    Permutation toys relabel the pooled rows keeping the sizes; reference
-    toys draw pseudo-data of the data's size from the reference rows only.
+    Rows ``:n_d`` of the pooled sample are data, the rest reference. With
+    ``calibration`` None this is the observed split. A permutation toy
+    relabels the pooled rows keeping the sizes; a reference toy draws
+    pseudo-data of the data's size from the reference rows only (unit
+    weights), the other reference rows serving as its reference.
     """
     N = omega.shape[0]
-    is_data = torch.zeros(1 + n_toys, N, dtype=torch.bool, device=omega.device)
-    is_data[0, :n_d] = True
-    is_ref = ~is_data
-    if calibration == "permutation":
-        ranks = torch.rand(n_toys, N, generator=gen, device=omega.device).argsort(1)
-        is_data[1:] = ranks < n_d
-        is_ref[1:] = ~is_data[1:]
-    elif calibration == "reference":
-        n_r = N - n_d
+    is_data = torch.zeros(N, dtype=torch.bool, device=omega.device)
+    if calibration is None:
+        is_data[:n_d] = True
+        is_ref = ~is_data
+    elif calibration == "permutation":
+        ranks = torch.rand(N, generator=gen, device=omega.device).argsort()
+        is_data = ranks < n_d
+        is_ref = ~is_data
+    else:
         n_pseudo = max(int(round(float(omega[:n_d].sum()))), 1)
-        ranks = torch.rand(n_toys, n_r, generator=gen, device=omega.device).argsort(1)
-        is_data[1:, n_d:] = ranks < n_pseudo
-        is_ref[1:, :n_d] = False
-        is_ref[1:, n_d:] = ~is_data[1:, n_d:]
-    # toys' pseudo-data from the reference carry unit weights
+        ranks = torch.rand(N - n_d, generator=gen, device=omega.device).argsort()
+        is_data[n_d:] = ranks < n_pseudo
+        is_ref = ~is_data
+        is_ref[:n_d] = False
     return omega * is_data, omega * is_ref
+
+
+@dataclass(frozen=True)
+class _Problem:
+    """What every fit of one test shares, shipped once to each worker."""
+
+    Z: np.ndarray  # pooled transformed sample, float32
+    omega: np.ndarray  # base weights
+    n_d: int
+    options: SparKerOptions
+    widths: np.ndarray
+    stages: np.ndarray
+    device: str
+
+
+def _fit_splits(
+    problem: _Problem,
+    calibration: str | None,
+    seeds: list[int],
+    callback: Callable[[int, torch.Tensor], None] | None = None,
+) -> tuple[np.ndarray, np.ndarray, torch.Tensor, torch.Tensor]:
+    """Train the splits given by ``seeds`` (one per split) as one tensor program.
+
+    Each split draws its weights and initial centres from its own generator,
+    so its fit does not depend on which other splits share the program.
+    Returns the lowest loss per held width and fit (S, T * restarts), the
+    loss history (n_steps, T * restarts), and the best centres and
+    amplitudes (S, T * restarts, M, d) / (S, T * restarts, M).
+    """
+    opts = problem.options
+    device = torch.device(problem.device)
+    Z = torch.from_numpy(problem.Z).to(device)
+    omega = torch.from_numpy(problem.omega).to(device)
+    gens = [make_generator(seed, device) for seed in seeds]
+    seed_rows = kmeans_plus_plus if opts.init == "k-means++" else random_rows
+    w_data, w_ref, init = [], [], []
+    for gen in gens:
+        wd, wr = split_weights(omega, problem.n_d, calibration, gen)
+        wd = wd.unsqueeze(0).repeat(opts.n_restarts, 1)
+        w_data.append(wd)
+        w_ref.append(wr.unsqueeze(0).repeat(opts.n_restarts, 1))
+        init.append(seed_rows(Z, wd, opts.n_kernels, gen))
+    fit = train_kernels(
+        Z,
+        torch.cat(w_data),
+        torch.cat(w_ref),
+        torch.cat(init),
+        widths=problem.widths,
+        stages=problem.stages,
+        learning_rate=opts.learning_rate,
+        clip=opts.amplitude_clip,
+        chunk_size=opts.chunk_size,
+        # Adam steps every coordinate by ~lr, so a centre's step grows like
+        # sqrt(d); hold it at its size in 8 dimensions
+        center_lr=opts.learning_rate * min(1.0, math.sqrt(8.0 / Z.shape[1])),
+        callback=callback,
+    )
+    loss = fit.loss.cpu().numpy().astype(np.float64)
+    return loss, fit.history, fit.centers, fit.amplitudes
+
+
+def _toy_seeds(seeds: np.random.SeedSequence, n_toys: int) -> list[int]:
+    """One seed per toy, from the toy's index alone (not from its batch or worker)."""
+    return [
+        int(
+            np.random.SeedSequence(
+                seeds.entropy, spawn_key=(*seeds.spawn_key, 1, i)
+            ).generate_state(1, np.uint64)[0]
+            >> np.uint64(1)
+        )
+        for i in range(n_toys)
+    ]
 
 
 def run_sparker(
@@ -154,7 +231,9 @@ def run_sparker(
     n_toys: int,
     device: torch.device,
     seeds: np.random.SeedSequence,
+    n_jobs: int | None = None,
     callback: Callable[[int, torch.Tensor], None] | None = None,
+    on_batch: Callable[[], None] | None = None,
 ) -> SparKerResult:
     """Fit the observed split of (X, w) against R and ``n_toys`` null toys; calibrate.
 
@@ -162,12 +241,19 @@ def run_sparker(
     reference rows (unit weights), or None for a synthetic Gaussian reference
     (:func:`synthetic_reference`). ``calibration`` None (or ``n_toys`` 0)
     fits the observed split only. Every random draw comes from ``seeds``.
+
+    The observed split is trained here; the toys are trained in batches of
+    :data:`TOY_BATCH` through ``joblib.Parallel(n_jobs)``, so that a joblib
+    backend (e.g. dask's) can spread them over workers. Each toy is seeded
+    by its index and the batches are fixed, so the result does not depend on
+    ``n_jobs`` or the backend. ``callback(step, loss)`` follows the observed
+    fit; ``on_batch()`` is called as each toy batch returns.
     """
     if n_toys == 0:
         calibration = None
     ends = held_widths(options.width_end, options.n_steps)
     rng = np.random.default_rng(seeds)
-    generator = make_generator(int(rng.integers(2**31 - 1)), device)
+    distance_seed, observed_seed = (int(v) for v in rng.integers(2**31 - 1, size=2))
     if R is None:
         R = synthetic_reference(X, w, calibration, rng)
     if calibration == "reference":
@@ -190,44 +276,43 @@ def run_sparker(
         scale_rows = slice(0, None)
     Z = to_tensor(transform.transform(pooled), device)
     omega = to_tensor(base_w, device)
-    scale = typical_distance(Z[scale_rows], omega[scale_rows], generator)
-
-    w_data, w_ref = toy_weights(omega, n_d, n_toys, calibration, generator)
-    n_fits = w_data.shape[0]
-    S = options.n_restarts
-    w_data = w_data.repeat_interleave(S, dim=0)
-    w_ref = w_ref.repeat_interleave(S, dim=0)
-    seed_rows = kmeans_plus_plus if options.init == "k-means++" else random_rows
-    init = seed_rows(Z, w_data, options.n_kernels, generator)
+    scale = typical_distance(
+        Z[scale_rows], omega[scale_rows], make_generator(distance_seed, device)
+    )
     widths, stages = width_schedule(
         options.width_start * scale, ends * scale, options.n_steps, options.anneal_fraction
     )
-    fit = train_kernels(
-        Z,
-        w_data,
-        w_ref,
-        init,
-        widths=widths,
-        stages=stages,
-        learning_rate=options.learning_rate,
-        clip=options.amplitude_clip,
-        chunk_size=options.chunk_size,
-        # Adam steps every coordinate by ~lr, so a centre's step grows like
-        # sqrt(d); hold it at its size in 8 dimensions
-        center_lr=options.learning_rate * min(1.0, math.sqrt(8.0 / Z.shape[1])),
-        callback=callback,
+    problem = _Problem(
+        Z.cpu().numpy(), omega.cpu().numpy(), n_d, options, widths, stages, str(device)
     )
+    obs_loss, obs_history, obs_centers, obs_amplitudes = _fit_splits(
+        problem, None, [observed_seed], callback
+    )
+    losses, histories = [obs_loss], [obs_history]
+    if calibration is not None:
+        toy_seeds = _toy_seeds(seeds, n_toys)
+        batches = [toy_seeds[i : i + TOY_BATCH] for i in range(0, n_toys, TOY_BATCH)]
+        for loss, history, _, _ in Parallel(n_jobs=n_jobs, return_as="generator")(
+            delayed(_toy_batch)(problem, calibration, batch) for batch in batches
+        ):
+            losses.append(loss)
+            histories.append(history)
+            if on_batch is not None:
+                on_batch()
+    n_fits = 1 + (n_toys if calibration is not None else 0)
+    S = options.n_restarts
+    all_loss = np.concatenate(losses, axis=1)
+    history = np.concatenate(histories, axis=1)
 
     # per scale: the best restart of every fit (observed = fit 0)
-    loss = fit.loss.view(len(ends), n_fits, S)
-    best = loss.argmin(dim=2) + torch.arange(n_fits, device=loss.device) * S
-    stats = (-2.0 * loss.min(dim=2).values).cpu().numpy().astype(np.float64)
-    best_np = best.cpu().numpy()
+    loss = all_loss.reshape(len(ends), n_fits, S)
+    best_np = loss.argmin(axis=2) + np.arange(n_fits) * S
+    stats = -2.0 * loss.min(axis=2)
     scale_p = upper_tail_ranks(stats)
     # t standardised per width over all fits (observed and toys alike)
     z = (stats - stats.mean(1, keepdims=True)) / np.maximum(stats.std(1, keepdims=True), 1e-12)
     chosen = int(np.lexsort((-z[:, 0], scale_p[:, 0]))[0]) if calibration else len(ends) - 1
-    obs = int(best_np[chosen, 0])
+    obs = int(best_np[chosen, 0])  # the observed fit's best restart
     pvalue = zscore = None
     if calibration is not None:
         # min-p over widths, calibrated by the same toys; ties in min-p
@@ -237,14 +322,14 @@ def run_sparker(
         pvalue = float(np.mean(as_extreme))
         zscore = float(ndtri(1.0 - pvalue))
     calibrated = calibration is not None
-    centers = fit.centers[chosen, obs].detach().to("cpu", torch.float64)
+    centers = obs_centers[chosen, obs].detach().to("cpu", torch.float64)
     return SparKerResult(
         transform=transform,
         centers=centers,
         data_centers=transform.inverse_transform(centers.numpy()),
-        amplitudes=fit.amplitudes[chosen, obs].detach().to("cpu", torch.float64),
-        width=float(fit.widths[chosen]),
-        widths=fit.widths.copy(),
+        amplitudes=obs_amplitudes[chosen, obs].detach().to("cpu", torch.float64),
+        width=float(widths[stages == chosen][0]),
+        widths=np.array([widths[stages == s][0] for s in range(len(ends))]),
         statistic=float(stats[chosen, 0]),
         scale_statistics=stats[:, 0].copy(),
         pvalue=pvalue,
@@ -253,8 +338,17 @@ def run_sparker(
         null_statistics=stats[chosen, 1:].copy() if calibrated else None,
         null_scale_statistics=stats[:, 1:].T.copy() if calibrated else None,
         history={
-            "loss": fit.history[:, obs].copy(),
+            "loss": history[:, obs].copy(),
             "width": widths,
-            "null_loss": fit.history[:, best_np[-1, 1:]].copy() if calibrated else None,
+            "null_loss": history[:, best_np[-1, 1:]].copy() if calibrated else None,
         },
     )
+
+
+def _toy_batch(
+    problem: _Problem, calibration: str, seeds: list[int]
+) -> tuple[np.ndarray, np.ndarray, None, None]:
+    """A batch of toys on a worker: only their losses travel back."""
+    with torch.no_grad():
+        loss, history, _, _ = _fit_splits(problem, calibration, seeds)
+    return loss, history, None, None
