@@ -23,7 +23,7 @@ from skhyper import evaluation as E
 DOC = os.path.join(C.REPO, "doc")
 IMG = os.path.join(DOC, "img")
 PROTOCOLS = ["tabular", "embeddings", "fmnist", "twosample", "sparker_speed",
-             "knn_backends", "memory"]
+             "knn_backends", "memory", "dask_scale"]
 
 
 def _plt():

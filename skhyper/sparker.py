@@ -36,7 +36,8 @@ class SparKerDetector(BaseTorchDetector):
     width is annealed from broad to narrow and then held. The statistic is
     ``t = -2 min L``; its p-value comes from null toys (label permutations of
     the pooled sample, or pseudo-data drawn from the reference) trained by the
-    same procedure, all toys as one batched tensor program. Rows in regions
+    same procedure, in batches of 25 toys each trained as one tensor program
+    (``n_jobs`` spreads the batches). Rows in regions
     where ``X`` is over-dense relative to the reference get a large ``f`` and
     so a low ``score_samples``.
 
@@ -109,7 +110,7 @@ class SparKerDetector(BaseTorchDetector):
         the fitted data density exceeds twice the reference density. A float
         sets the offset at that quantile of the weighted training scores.
     batch_size : int, default=4096
-        Rows per chunk in training (for all toys at once) and inference.
+        Rows per chunk in training (for a batch of toys at once) and inference.
     device : str or torch.device, default="auto"
         ``"auto"`` uses CUDA when available.
     random_state : int, RandomState instance or None, default=None

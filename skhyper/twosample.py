@@ -19,7 +19,7 @@ import torch
 from joblib import Parallel, delayed
 from scipy.special import ndtri
 
-from ._torch import make_generator, to_tensor
+from ._torch import make_generator, to_tensor, usable_device
 from .kernels import (
     held_widths,
     kmeans_plus_plus,
@@ -177,7 +177,8 @@ def _fit_splits(
     amplitudes (S, T * restarts, M, d) / (S, T * restarts, M).
     """
     opts = problem.options
-    device = torch.device(problem.device)
+    # a worker without the caller's GPU trains its toys on the CPU
+    device = usable_device(torch.device(problem.device))
     Z = torch.from_numpy(problem.Z).to(device)
     omega = torch.from_numpy(problem.omega).to(device)
     gens = [make_generator(seed, device) for seed in seeds]

@@ -278,8 +278,9 @@ def test_gridsearch_routing_on():
 def test_equal_length_reference_warns():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(50, 2))
-    with pytest.warns(UserWarning, match="exactly as many rows"):
+    with pytest.warns(UserWarning, match="exactly as many rows") as record:
         SparKerDetector(**FAST).fit(X, X_ref=rng.normal(size=(50, 2)))
+    assert record[0].filename == __file__  # points at the caller's fit line
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         SparKerDetector(**FAST).fit(X, X_ref=rng.normal(size=(51, 2)))
