@@ -34,6 +34,9 @@ def client():
         dashboard_address=":0",
     )
     with cluster, distributed.Client(cluster) as c:
+        import torch
+
+        c.run(torch.set_num_threads, 1)
         yield c
 
 

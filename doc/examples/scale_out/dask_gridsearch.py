@@ -12,8 +12,10 @@ Three things run on dask workers without changing the estimators:
    chunk on the workers.
 
 Each worker runs one task at a time with one torch / BLAS thread
-(``threads_per_worker=1`` and the thread variables in ``env``), so that two
-workers on two cores do not oversubscribe them. Here the cluster is a
+(``threads_per_worker=1``, the thread variables in ``env`` and
+``client.run(torch.set_num_threads, 1)``), so that two workers on two cores
+do not oversubscribe them: with two torch threads each, the same toys ran
+eight times slower here. Here the cluster is a
 ``LocalCluster``; on a real cluster connect to its scheduler instead::
 
     client = Client("tcp://scheduler-address:8786")
@@ -48,6 +50,8 @@ def main() -> None:
     with cluster, Client(cluster) as client:
         import torch
 
+        # a worker may have imported torch before ``env`` applied: set it there too
+        client.run(torch.set_num_threads, 1)
         print("torch threads per worker:", client.run(torch.get_num_threads))
 
         # -- 1. a search over detectors, fitted on the workers ----------------
