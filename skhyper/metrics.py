@@ -153,6 +153,7 @@ def outlier_roc_auc(
     higher_is_normal : bool, default=True
         Set to False when ``scores`` are anomaly scores (higher = more anomalous).
     sample_weight : array-like of shape (n_samples,), default=None
+        Weights of the rows in the metric.
 
     Returns
     -------
@@ -190,6 +191,7 @@ def outlier_average_precision(
     higher_is_normal : bool, default=True
         Set to False when ``scores`` are anomaly scores (higher = more anomalous).
     sample_weight : array-like of shape (n_samples,), default=None
+        Weights of the rows in the metric.
 
     Returns
     -------
@@ -227,6 +229,7 @@ def fpr_at_tpr(
     higher_is_normal : bool, default=True
         Set to False when ``scores`` are anomaly scores (higher = more anomalous).
     sample_weight : array-like of shape (n_samples,), default=None
+        Weights of the rows in the metric.
 
     Returns
     -------
@@ -265,6 +268,7 @@ def fpr_at_95_tpr(
     higher_is_normal : bool, default=True
         Set to False when ``scores`` are anomaly scores (higher = more anomalous).
     sample_weight : array-like of shape (n_samples,), default=None
+        Weights of the rows in the metric.
 
     Returns
     -------
