@@ -148,18 +148,13 @@ def run_one_class(
     X_test: np.ndarray,
     y_test: np.ndarray,
     *,
-    seed: int = SEED,
-    epochs: int | None = None,
-    image_shape: tuple[int, int, int] | None = None,
-    n_permutations: int | None = None,
     rocs: dict[str, Any] | None = None,
+    **options: Any,
 ) -> list[dict[str, Any]]:
-    """:func:`skhyper.evaluation.evaluate` on one split, as results-file rows;
-    ROC points of each method that ran go into ``rocs``."""
-    results = E.evaluate(
-        dataset, methods, X_train, X_test, y_test, seed=seed, epochs=epochs,
-        image_shape=image_shape, n_permutations=n_permutations, progress=sys.stdout,
-    )
+    """:func:`skhyper.evaluation.evaluate` (``options`` are its keywords) on one
+    split, as results-file rows; ROC points of each method that ran go into ``rocs``."""
+    results = E.evaluate(dataset, methods, X_train, X_test, y_test, progress=sys.stdout,
+                         **options)
     if rocs is not None:
         for r in results:
             if r.anomaly_scores is not None:

@@ -21,6 +21,7 @@ from scipy.special import ndtri
 
 from ._torch import make_generator, to_tensor, usable_device
 from .kernels import (
+    KernelFit,
     held_widths,
     kmeans_plus_plus,
     random_rows,
@@ -167,14 +168,12 @@ def _fit_splits(
     calibration: str | None,
     seeds: list[int],
     callback: Callable[[int, torch.Tensor], None] | None = None,
-) -> tuple[np.ndarray, np.ndarray, torch.Tensor, torch.Tensor]:
+) -> KernelFit:
     """Train the splits given by ``seeds`` (one per split) as one tensor program.
 
     Each split draws its weights and initial centres from its own generator,
-    so its fit does not depend on which other splits share the program.
-    Returns the lowest loss per held width and fit (S, T * restarts), the
-    loss history (n_steps, T * restarts), and the best centres and
-    amplitudes (S, T * restarts, M, d) / (S, T * restarts, M).
+    so its fit does not depend on which other splits share the program. Fits
+    are ordered split by split, ``n_restarts`` each.
     """
     opts = problem.options
     # a worker without the caller's GPU trains its toys on the CPU
@@ -190,7 +189,7 @@ def _fit_splits(
         w_data.append(wd)
         w_ref.append(wr.unsqueeze(0).repeat(opts.n_restarts, 1))
         init.append(seed_rows(Z, wd, opts.n_kernels, gen))
-    fit = train_kernels(
+    return train_kernels(
         Z,
         torch.cat(w_data),
         torch.cat(w_ref),
@@ -205,8 +204,6 @@ def _fit_splits(
         center_lr=opts.learning_rate * min(1.0, math.sqrt(8.0 / Z.shape[1])),
         callback=callback,
     )
-    loss = fit.loss.cpu().numpy().astype(np.float64)
-    return loss, fit.history, fit.centers, fit.amplitudes
 
 
 def _toy_seeds(seeds: np.random.SeedSequence, n_toys: int) -> list[int]:
@@ -286,14 +283,12 @@ def run_sparker(
     problem = _Problem(
         Z.cpu().numpy(), omega.cpu().numpy(), n_d, options, widths, stages, str(device)
     )
-    obs_loss, obs_history, obs_centers, obs_amplitudes = _fit_splits(
-        problem, None, [observed_seed], callback
-    )
-    losses, histories = [obs_loss], [obs_history]
+    observed = _fit_splits(problem, None, [observed_seed], callback)
+    losses, histories = [observed.loss.cpu().numpy().astype(np.float64)], [observed.history]
     if calibration is not None:
         toy_seeds = _toy_seeds(seeds, n_toys)
         batches = [toy_seeds[i : i + TOY_BATCH] for i in range(0, n_toys, TOY_BATCH)]
-        for loss, history, _, _ in Parallel(n_jobs=n_jobs, return_as="generator")(
+        for loss, history in Parallel(n_jobs=n_jobs, return_as="generator")(
             delayed(_toy_batch)(problem, calibration, batch) for batch in batches
         ):
             losses.append(loss)
@@ -323,14 +318,14 @@ def run_sparker(
         pvalue = float(np.mean(as_extreme))
         zscore = float(ndtri(1.0 - pvalue))
     calibrated = calibration is not None
-    centers = obs_centers[chosen, obs].detach().to("cpu", torch.float64)
+    centers = observed.centers[chosen, obs].detach().to("cpu", torch.float64)
     return SparKerResult(
         transform=transform,
         centers=centers,
         data_centers=transform.inverse_transform(centers.numpy()),
-        amplitudes=obs_amplitudes[chosen, obs].detach().to("cpu", torch.float64),
-        width=float(widths[stages == chosen][0]),
-        widths=np.array([widths[stages == s][0] for s in range(len(ends))]),
+        amplitudes=observed.amplitudes[chosen, obs].detach().to("cpu", torch.float64),
+        width=float(observed.widths[chosen]),
+        widths=observed.widths.copy(),
         statistic=float(stats[chosen, 0]),
         scale_statistics=stats[:, 0].copy(),
         pvalue=pvalue,
@@ -348,8 +343,8 @@ def run_sparker(
 
 def _toy_batch(
     problem: _Problem, calibration: str, seeds: list[int]
-) -> tuple[np.ndarray, np.ndarray, None, None]:
+) -> tuple[np.ndarray, np.ndarray]:
     """A batch of toys on a worker: only their losses travel back."""
     with torch.no_grad():
-        loss, history, _, _ = _fit_splits(problem, calibration, seeds)
-    return loss, history, None, None
+        fit = _fit_splits(problem, calibration, seeds)
+    return fit.loss.cpu().numpy().astype(np.float64), fit.history
