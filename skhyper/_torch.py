@@ -80,9 +80,14 @@ def fit_seed_sequence(random_state: Any) -> np.random.SeedSequence:
     return np.random.SeedSequence(int(check_random_state(random_state).randint(_INT32_MAX)))
 
 
+def seed_of(sequence: np.random.SeedSequence) -> int:
+    """A 63-bit integer seed (for ``torch.Generator.manual_seed``) from a ``SeedSequence``."""
+    return int(sequence.generate_state(1, np.uint64)[0] >> np.uint64(1))
+
+
 def spawn_seeds(root: np.random.SeedSequence, n: int) -> list[int]:
     """``n`` independent 63-bit seeds spawned from ``root`` (one per use)."""
-    return [int(child.generate_state(1, np.uint64)[0] >> np.uint64(1)) for child in root.spawn(n)]
+    return [seed_of(child) for child in root.spawn(n)]
 
 
 def make_generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:

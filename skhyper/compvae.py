@@ -372,7 +372,7 @@ class CompVAEDetector(BaseTorchDetector):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Rows to score, with the training features.
+            Rows to encode, with the training features.
 
         Returns
         -------

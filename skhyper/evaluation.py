@@ -401,7 +401,7 @@ def evaluate(
                 key,
                 seed=seed,
                 epochs=epochs,
-                image_shape=image_shape if key in ("compvae", "vmf", "vae") else None,
+                image_shape=image_shape,  # the factories that do not use it ignore it
                 n_permutations=n_permutations,
                 verbose=verbose,
             )

@@ -19,7 +19,7 @@ import torch
 from joblib import Parallel, delayed
 from scipy.special import ndtri
 
-from ._torch import make_generator, to_tensor, usable_device
+from ._torch import make_generator, seed_of, to_tensor, usable_device
 from .kernels import (
     KernelFit,
     held_widths,
@@ -209,12 +209,7 @@ def _fit_splits(
 def _toy_seeds(seeds: np.random.SeedSequence, n_toys: int) -> list[int]:
     """One seed per toy, from the toy's index alone (not from its batch or worker)."""
     return [
-        int(
-            np.random.SeedSequence(
-                seeds.entropy, spawn_key=(*seeds.spawn_key, 1, i)
-            ).generate_state(1, np.uint64)[0]
-            >> np.uint64(1)
-        )
+        seed_of(np.random.SeedSequence(seeds.entropy, spawn_key=(*seeds.spawn_key, 1, i)))
         for i in range(n_toys)
     ]
 
