@@ -104,9 +104,16 @@ class KernelEnsemble(nn.Module):
 
     def terms(self, X: torch.Tensor, width: float) -> torch.Tensor:
         """Each kernel's term of f before its amplitude, ``softmax_k(l) exp(l_k)``:
-        shape (T, N, M)."""
+        shape (T, N, M).
+
+        A row so far from every centre that all its squared distances
+        overflow (``l = -inf``) gets zero terms, the limit of f far away,
+        rather than ``-inf - (-inf) = NaN``.
+        """
         ell = log_kernels(X, self.centers, width)
-        return torch.exp(2.0 * ell - torch.logsumexp(ell, dim=-1, keepdim=True))
+        lse = torch.logsumexp(ell, dim=-1, keepdim=True)
+        lse = torch.where(torch.isfinite(lse), lse, torch.zeros_like(lse))
+        return torch.exp(2.0 * ell - lse)
 
     def forward(self, X: torch.Tensor, width: float) -> torch.Tensor:
         """f for every toy and row: shape (T, N). Differentiable (autograd)."""
@@ -164,6 +171,39 @@ class KernelEnsemble(nn.Module):
         inv = 1.0 / (width * width)
         grad_mu = (hx.view(T, M, d) - hsum.unsqueeze(-1) * mu) * inv
         return loss, grad_mu, g_a
+
+
+@torch.no_grad()
+def value_histogram(
+    X: torch.Tensor,
+    centers: torch.Tensor,
+    amplitudes: torch.Tensor,
+    width: float,
+    weights: torch.Tensor,
+    levels: torch.Tensor,
+    chunk_size: int,
+) -> torch.Tensor:
+    """Weighted histogram of f of each of T ensembles over the rows: (T, G + 1).
+
+    ``centers`` (T, M, d) and ``amplitudes`` (T, M) are T fitted ensembles
+    sharing the rows ``X`` (N, d); row i counts with ``weights[t, i]`` for
+    ensemble t (e.g. its data weights). Bin j holds the rows with
+    ``levels[j - 1] <= f < levels[j]`` (G increasing levels). f is computed
+    like the training loss, one matrix product per chunk of rows.
+    """
+    T, M, d = centers.shape
+    mu_aug = _augment_centers(centers, width).reshape(T * M, d + 2).T.contiguous()
+    X_aug = _augment(X)
+    hist = torch.zeros(T, levels.numel() + 1, dtype=torch.float64, device=X.device)
+    for start in range(0, X.shape[0], chunk_size):
+        sl = slice(start, start + chunk_size)
+        n = X_aug[sl].shape[0]
+        ell = torch.matmul(X_aug[sl], mu_aug).clamp_(LOG_FLOOR, 0.0).view(n, T, M)
+        lse = torch.logsumexp(ell, dim=-1, keepdim=True)
+        f = (torch.exp(2.0 * ell - lse) * amplitudes).sum(-1).T.contiguous()  # (T, n)
+        bins = torch.bucketize(f, levels.to(f.dtype), right=True)
+        hist.scatter_add_(1, bins, weights[:, sl].double())
+    return hist
 
 
 def kmeans_plus_plus(
@@ -278,6 +318,7 @@ def train_kernels(
     stages: np.ndarray | None = None,
     learning_rate: float,
     clip: float,
+    positive: bool = False,
     chunk_size: int = 4096,
     center_lr: float | None = None,
     callback: Callable[[int, torch.Tensor], None] | None = None,
@@ -291,6 +332,8 @@ def train_kernels(
     annealing; default: one scale, held wherever the width equals its last
     value). At each held width the parameters with the lowest loss seen are
     kept per toy, so each returned loss is a minimum, not the last iterate.
+    With ``positive`` the amplitudes are clipped to [0, clip] instead: the
+    model can only describe excesses of the data over the reference.
     """
     widths = np.asarray(widths, dtype=np.float64)
     if stages is None:
@@ -330,7 +373,7 @@ def train_kernels(
         model.amplitudes.grad = g_a
         opt.step()
         with torch.no_grad():
-            model.amplitudes.clamp_(-clip, clip)
+            model.amplitudes.clamp_(0.0 if positive else -clip, clip)
         if callback is not None:
             callback(step, loss)
     # the last update is evaluated too, so the final iterate can win

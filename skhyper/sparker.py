@@ -4,21 +4,49 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 import warnings
 from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
 import torch
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import FunctionTransformer
 from sklearn.utils import gen_batches
-from sklearn.utils.validation import check_array
+from sklearn.utils.validation import check_array, check_is_fitted
 
 from ._base import BaseTorchDetector, FitContext, fit_method, reject_sparse
-from ._compat import Interval, StrOptions, _check_sample_weight, get_chunk_n_rows
+from ._compat import (
+    Interval,
+    StrOptions,
+    _check_sample_weight,
+    get_chunk_n_rows,
+    validate_parameter_constraints,
+)
 from ._progress import Progress
 from .kernels import KernelEnsemble
 from .preprocessing import TRANSFORMS, canonical_sample
 from .twosample import CALIBRATIONS, TOY_BATCH, SparKerOptions, run_sparker
+
+__all__ = [
+    "NoReferenceWarning",
+    "ReferencePipeline",
+    "SparKerDetector",
+    "make_reference_pipeline",
+]
+
+
+class NoReferenceWarning(UserWarning):
+    """``SparKerDetector`` was fitted without ``X_ref``.
+
+    Without a reference it compares ``X`` with a Gaussian fit of ``X`` and
+    flags clumps (places where ``X`` is denser than that Gaussian), not
+    isolated outliers: on scattered outliers it can rank them *below*
+    chance. Silence it with
+    ``warnings.filterwarnings("ignore", category=NoReferenceWarning)`` when
+    clumps are what you look for.
+    """
 
 
 class SparKerDetector(BaseTorchDetector):
@@ -46,7 +74,16 @@ class SparKerDetector(BaseTorchDetector):
     and covariance of ``X`` (``max(1000, 5 * sum(sample_weight))`` rows, at
     most 50,000 under permutation calibration). The detector then flags rows
     in places where ``X`` is denser than its Gaussian fit (clusters, spikes);
-    isolated far-out rows are *not* flagged in that mode.
+    isolated far-out rows are *not* flagged in that mode, and scattered
+    outliers, which widen the Gaussian, can even rank as more normal than
+    the bulk. ``fit`` without ``X_ref`` warns with a
+    :class:`NoReferenceWarning`; for a drop-in outlier detector use e.g.
+    ``IsolationForest``.
+
+    With transformers before the detector, build the pipeline with
+    :func:`make_reference_pipeline`, which transforms ``X_ref`` as it
+    transforms ``X``; a plain ``Pipeline`` would pass ``X_ref`` untransformed
+    (``fit`` raises a ``ValueError`` saying so).
 
     Parameters
     ----------
@@ -60,7 +97,13 @@ class SparKerDetector(BaseTorchDetector):
         amplitudes can grow to ``amplitude_clip`` within a held phase.
     amplitude_clip : float, default=5.0
         Amplitudes are clipped to ``[-amplitude_clip, amplitude_clip]`` after
-        each step; ``|f| <= amplitude_clip``.
+        each step. Since the softmax weights sum to one and each kernel is at
+        most one, ``|f(x)| <= max_k |a_k| <= amplitude_clip`` everywhere.
+    positive_amplitudes : bool, default=False
+        Clip the amplitudes to ``[0, amplitude_clip]`` instead (after each
+        step, observed fit and toys alike): the kernels can only describe
+        excesses of ``X`` over the reference, as in the paper's figures;
+        deficits are then not modelled.
     width_start : float, default=1.0
         Kernel width at the start of annealing, in units of the median
         pairwise distance of the (transformed) sample that sets the scaling,
@@ -153,6 +196,16 @@ class SparKerDetector(BaseTorchDetector):
         Statistics of the null toys at ``width_``; None when not calibrated.
     null_scale_statistics_ : ndarray of shape (n_permutations, n_widths) or None
         Statistics of the null toys at every held width.
+    null_excess_levels_ : ndarray of shape (1001,) or None
+        Levels of ``f``, evenly spaced over ``[-amplitude_clip, amplitude_clip]``.
+    null_excess_counts_ : ndarray of shape (1001,) or None
+        The null distribution of the per-row excess: the number of rows
+        (weighted), over every toy's own pseudo-data rows, where the toy's
+        fitted kernels at ``width_`` give ``f >= null_excess_levels_[j]``.
+        :meth:`row_pvalues` and :meth:`select_rows` compare rows with it.
+        None when not calibrated.
+    null_excess_total_ : float or None
+        The weight of all those rows (number of toys times the data weight).
     history_ : dict
         ``"loss"`` (per step, observed fit), ``"width"`` (per step) and
         ``"null_loss"`` (per step and toy, or None).
@@ -173,8 +226,12 @@ class SparKerDetector(BaseTorchDetector):
     ``GridSearchCV`` pass it whole when its length differs from ``len(X)``;
     an ``X_ref`` with exactly ``len(X)`` rows would be sliced per fold, and
     ``fit`` warns about it. With routing on, request it with
-    ``set_fit_request(X_ref=True)``. Transformers earlier in a ``Pipeline``
-    do not transform ``X_ref``.
+    ``set_fit_request(X_ref=True)``. Transformers earlier in a plain
+    ``Pipeline`` transform ``X`` but not ``X_ref``, so ``fit`` refuses that
+    case; :func:`make_reference_pipeline` (or, with routing on,
+    ``Pipeline(..., transform_input=["X_ref"])``) transforms both.
+    ``X_ref``'s feature names, when it has any, must be those of ``X`` in the
+    same order.
 
     Examples
     --------
@@ -197,6 +254,7 @@ class SparKerDetector(BaseTorchDetector):
         "n_steps": [Interval(Integral, 1, None, closed="left")],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "amplitude_clip": [Interval(Real, 0, None, closed="neither")],
+        "positive_amplitudes": ["boolean"],
         "width_start": [Interval(Real, 0, None, closed="neither")],
         "width_end": [Interval(Real, 0, None, closed="neither"), tuple, list],
         "anneal_fraction": [Interval(Real, 0, 1, closed="right")],
@@ -218,6 +276,7 @@ class SparKerDetector(BaseTorchDetector):
         n_steps: int = 100,
         learning_rate: float = 0.15,
         amplitude_clip: float = 5.0,
+        positive_amplitudes: bool = False,
         width_start: float = 1.0,
         width_end: float | tuple[float, ...] = (0.6, 0.1),
         anneal_fraction: float = 0.5,
@@ -237,6 +296,7 @@ class SparKerDetector(BaseTorchDetector):
         self.n_steps = n_steps
         self.learning_rate = learning_rate
         self.amplitude_clip = amplitude_clip
+        self.positive_amplitudes = positive_amplitudes
         self.width_start = width_start
         self.width_end = width_end
         self.anneal_fraction = anneal_fraction
@@ -271,11 +331,14 @@ class SparKerDetector(BaseTorchDetector):
             The data sample D.
         y : Ignored
         X_ref : array-like of shape (n_ref, n_features), default=None
-            The nominal reference sample R. When None, a synthetic Gaussian
-            reference is drawn (see the class docstring).
+            The nominal reference sample R, in the units of ``X`` (with the
+            same feature names, if any). When None, a synthetic Gaussian
+            reference is drawn and a :class:`NoReferenceWarning` is issued
+            (see the class docstring).
         sample_weight : array-like of shape (n_samples,), default=None
-            Weights of the rows of ``X``; integer weights are equivalent to
-            repeated rows.
+            Weights of the rows of ``X``, as row counts: integer weights are
+            equivalent to repeated rows, and ``t`` scales with them. Their
+            sum must lie between 1e-3 and 1e30.
 
         Returns
         -------
@@ -296,7 +359,19 @@ class SparKerDetector(BaseTorchDetector):
             sample_weight, X, dtype=np.float64, ensure_non_negative=True
         )
         X_d, w_d = canonical_sample(np.asarray(X, dtype=np.float64), sample_weight)
-        R = None if X_ref is None else self._validate_reference(X_ref, X.shape[0])
+        if X_ref is None:
+            warnings.warn(
+                "SparKerDetector was fitted without X_ref: it compares X with a "
+                "Gaussian fit of X and flags clumps, not isolated outliers (on "
+                "scattered outliers it can rank worse than chance). Pass the "
+                "nominal reference as X_ref for the two-sample test; for a "
+                "drop-in outlier detector use e.g. IsolationForest.",
+                NoReferenceWarning,
+                stacklevel=6,
+            )
+            R = None
+        else:
+            R = self._validate_reference(X_ref, X.shape[0])
         n_toys = self.n_permutations if self.calibration is not None else 0
 
         n_batches = -(-n_toys // TOY_BATCH)
@@ -328,6 +403,9 @@ class SparKerDetector(BaseTorchDetector):
         self.scale_statistics_ = result.scale_statistics
         self.null_statistics_ = result.null_statistics
         self.null_scale_statistics_ = result.null_scale_statistics
+        self.null_excess_levels_ = result.excess_levels
+        self.null_excess_counts_ = result.null_excess_counts
+        self.null_excess_total_ = result.null_excess_total
         self.scale_pvalues_ = result.scale_pvalues
         self.pvalue_ = result.pvalue
         self.zscore_ = result.zscore
@@ -335,6 +413,16 @@ class SparKerDetector(BaseTorchDetector):
         return -self._log_ratio(X), sample_weight
 
     def _validate_reference(self, X_ref: Any, n_samples: int) -> np.ndarray:
+        steps = _transforming_steps_before(self)
+        if steps:
+            raise ValueError(
+                f"X_ref reached SparKerDetector through a Pipeline whose step(s) "
+                f"{steps} transform X but not X_ref, so the two samples would be "
+                "compared in different units. Build the pipeline with "
+                "skhyper.sparker.make_reference_pipeline(...) (same steps), which "
+                "transforms X_ref as it transforms X; or, with metadata routing "
+                "on, Pipeline(..., transform_input=['X_ref'])."
+            )
         reject_sparse(X_ref, "X_ref")
         R = check_array(X_ref, dtype=np.float64, ensure_min_samples=2, input_name="X_ref")
         if R.shape[1] != self.n_features_in_:
@@ -342,6 +430,7 @@ class SparKerDetector(BaseTorchDetector):
                 f"X_ref has {R.shape[1]} features, but X has {self.n_features_in_}: "
                 "the reference must have the same features as the data."
             )
+        self._check_reference_names(X_ref)
         if R.shape[0] == n_samples:
             warnings.warn(
                 f"X_ref has exactly as many rows as X ({n_samples}). Under "
@@ -354,25 +443,79 @@ class SparKerDetector(BaseTorchDetector):
             )
         return np.array(R, dtype=np.float64, copy=True)
 
+    def _check_reference_names(self, X_ref: Any) -> None:
+        fitted = getattr(self, "feature_names_in_", None)
+        names = _feature_names(X_ref)
+        if fitted is None and names is None:
+            return
+        if fitted is None or names is None:
+            which, other = ("X", "X_ref") if names is None else ("X_ref", "X")
+            warnings.warn(
+                f"{which} has feature names but {other} does not; the columns of "
+                "X_ref are taken to be those of X, in the same order.",
+                UserWarning,
+                stacklevel=8,
+            )
+            return
+        if len(names) != len(fitted) or np.any(names != fitted):
+            missing = [n for n in fitted if n not in set(names)]
+            unexpected = [n for n in names if n not in set(fitted)]
+            detail = (
+                f" Missing from X_ref: {missing[:5]}; not in X: {unexpected[:5]}."
+                if missing or unexpected
+                else " The same names appear in another order."
+            )
+            raise ValueError(
+                "The feature names of X_ref should match those of X, in the same "
+                f"order.{detail} Reorder with X_ref[X.columns]."
+            )
+
     # -- inference -----------------------------------------------------------
 
-    def _log_ratio(self, X: np.ndarray) -> np.ndarray:
+    def _kernel_terms(self, X: np.ndarray) -> np.ndarray:
         M, d = self.kernels_.centers.shape[1:]
         # the (rows, kernels, features) differences dominate memory
         rows = get_chunk_n_rows(row_bytes=8 * M * d, max_n_rows=self.batch_size)
-        out = np.empty(X.shape[0], dtype=np.float64)
+        out = np.empty((X.shape[0], M), dtype=np.float64)
+        amplitudes = self.kernels_.amplitudes.unsqueeze(1)
         with torch.no_grad():
             # transformed batch by batch, so memory is bounded by the batch
             for sl in gen_batches(X.shape[0], rows):
                 Z = self.transform_.transform(np.asarray(X[sl], dtype=np.float64))
-                out[sl] = self.kernels_(torch.from_numpy(Z), self.width_)[0].numpy()
+                terms = self.kernels_.terms(torch.from_numpy(Z), self.width_)
+                out[sl] = (terms * amplitudes)[0].numpy()
         return out
+
+    def _log_ratio(self, X: np.ndarray) -> np.ndarray:
+        return self._kernel_terms(X).sum(axis=1)
+
+    def kernel_terms(self, X: Any) -> np.ndarray:
+        """Each kernel's contribution ``a_k p_k(x) k_k(x)`` to ``f(x)``.
+
+        ``p_k`` is the softmax competition between kernels and ``k_k`` the
+        Gaussian kernel (see the class docstring); the terms of a row sum to
+        ``f(x) = -score_samples(x)``. A large positive term says which kernel
+        (``centers_[k]``) makes the row anomalous.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows to explain, with the training features.
+
+        Returns
+        -------
+        terms : ndarray of shape (n_samples, n_kernels), dtype float64
+        """
+        X = self._validate_predict_data(X)
+        return self._kernel_terms(X)
 
     def score_samples(self, X: Any) -> np.ndarray:
         """Opposite of the learned log density ratio: ``-f(x)``.
 
         Rows where the data sample is over-dense relative to the reference
-        score low.
+        score low. ``|f(x)| <= amplitude_clip``; a row so far from every
+        kernel that its squared distances overflow scores 0, the limit of
+        ``f`` far away.
 
         Parameters
         ----------
@@ -389,7 +532,325 @@ class SparKerDetector(BaseTorchDetector):
     def _auto_offset(self, train_scores: np.ndarray) -> float:
         return -math.log(2.0)
 
+    def row_pvalues(self, X: Any) -> np.ndarray:
+        """Per-row p-values of the excess ``f(x)`` against the null toys.
+
+        Each null toy's kernels, fitted on data drawn from the null, give an
+        excess ``f`` on each of its own pseudo-data rows; pooled over the
+        toys these are the null distribution of a row's excess
+        (``null_excess_counts_``). ``p(x) = (1 + C) / (1 + W)``, where ``C`` is
+        the weight of null rows with ``f`` at least ``f(x)`` (``f(x)`` rounded
+        down to the grid ``null_excess_levels_``, so ``p`` errs on the large
+        side) and ``W`` that of all of them.
+
+        This is a *per-row* p-value: when ``X`` is distributed like the
+        reference, each row has ``p <= alpha`` with probability about
+        ``alpha``, so about ``alpha * n_samples`` rows would be selected by
+        chance. For a false-discovery-rate guarantee pass the p-values to
+        ``scipy.stats.false_discovery_control``; for a statement about the
+        whole sample use ``pvalue_``. With several held widths the toys are
+        taken at ``width_``, the width the observed test selected. Meant for
+        the rows of the ``X`` the detector was fitted on.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows to test, usually the data sample given to ``fit``.
+
+        Returns
+        -------
+        pvalues : ndarray of shape (n_samples,), dtype float64
+        """
+        check_is_fitted(self)
+        if self.null_excess_counts_ is None:
+            raise ValueError(
+                "row_pvalues needs null toys: fit with calibration='permutation' "
+                "or 'reference' and n_permutations >= 1."
+            )
+        excess = -self.score_samples(X)
+        level = np.searchsorted(self.null_excess_levels_, excess, side="right") - 1
+        counts = self.null_excess_counts_[np.clip(level, 0, None)]
+        total = self.null_excess_total_
+        # below the lowest level every null row is at least as large
+        counts = np.where(level < 0, total, counts)
+        return (1.0 + counts) / (1.0 + total)
+
+    def select_rows(self, X: Any, alpha: float = 0.05) -> np.ndarray:
+        """Rows whose excess is significant against the null toys.
+
+        ``row_pvalues(X) <= alpha``, a per-row test: under the null about
+        ``alpha * n_samples`` rows are selected (see :meth:`row_pvalues`);
+        take a small ``alpha`` (e.g. 0.01), or check ``pvalue_`` first.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows to test, usually the data sample given to ``fit``.
+        alpha : float, default=0.05
+            Per-row level, in (0, 1).
+
+        Returns
+        -------
+        selected : ndarray of shape (n_samples,), dtype bool
+        """
+        if not 0.0 < alpha < 1.0:
+            raise ValueError(f"alpha must be in (0, 1); got {alpha!r}.")
+        return self.row_pvalues(X) <= alpha
+
     def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = False
         return tags
+
+
+# -- X_ref in the units of X -------------------------------------------------------
+
+
+def _feature_names(X: Any) -> np.ndarray | None:
+    """String column names of a DataFrame-like ``X``, else None (as scikit-learn)."""
+    columns = getattr(X, "columns", None)
+    if columns is None:
+        return None
+    names = np.asarray(columns, dtype=object)
+    return names if names.size and all(isinstance(n, str) for n in names) else None
+
+
+def _is_identity(step: Any) -> bool:
+    return (
+        step is None
+        or (isinstance(step, str) and step == "passthrough")
+        or (isinstance(step, FunctionTransformer) and step.func is None)
+    )
+
+
+def _transforming_steps_before(estimator: Any) -> list[str]:
+    """Names of the steps that transform X but not X_ref before ``estimator``.
+
+    ``fit`` has no argument that says it runs as the last step of a
+    ``Pipeline``, yet there a routed ``X_ref`` skips the transformers that
+    ``X`` went through. The calling frames say it: the nearest ``fit`` (or
+    ``fit_predict``) of a ``Pipeline`` whose final step is ``estimator``.
+    Pipelines that transform ``X_ref`` themselves (:class:`ReferencePipeline`,
+    or ``transform_input=["X_ref"]``) and identity steps do not count.
+    """
+    frame = sys._getframe(1)
+    for _ in range(50):
+        frame = frame.f_back
+        if frame is None:
+            break
+        if frame.f_code.co_name not in ("fit", "fit_predict"):
+            continue
+        owner = frame.f_locals.get("self")
+        if not isinstance(owner, Pipeline) or not owner.steps:
+            continue
+        if owner.steps[-1][1] is not estimator:
+            continue
+        if isinstance(owner, ReferencePipeline):
+            return []
+        if "X_ref" in (getattr(owner, "transform_input", None) or ()):
+            return []
+        return [name for name, step in owner.steps[:-1] if not _is_identity(step)]
+    return []
+
+
+FIT_ON = ("auto", "pooled", "reference", "data")
+
+
+class ReferencePipeline(Pipeline):
+    """A ``Pipeline`` that transforms the reference ``X_ref`` as it transforms ``X``.
+
+    In a plain ``Pipeline`` a routed fit parameter such as ``X_ref`` reaches
+    the last step untransformed, so a scaler before a
+    :class:`SparKerDetector` would compare scaled data with a raw reference.
+    Here ``fit(X, X_ref=R)`` fits the transformers (on the pooled rows of
+    ``X`` and ``R``, on ``R`` alone, or on ``X`` alone: ``fit_transformers_on``),
+    transforms both samples with them and fits the last step on the
+    transformed ``X`` with the transformed ``R`` as its ``X_ref``. Scoring
+    (``score_samples``, ``decision_function``, ``predict``) is that of
+    ``Pipeline``. Build one with :func:`make_reference_pipeline`.
+
+    Parameters
+    ----------
+    steps : list of (str, estimator) tuples
+        Transformers, then a final estimator whose ``fit`` takes ``X_ref``.
+    fit_transformers_on : {"auto", "pooled", "reference", "data"}, default="auto"
+        Rows the transformers are fitted on. ``"pooled"`` (X and X_ref
+        together) keeps a permutation test's relabellings exchangeable;
+        ``"reference"`` fits them on the nominal sample alone, as NPLM scales
+        by the reference (consistent with ``calibration="reference"``).
+        ``"auto"`` is ``"reference"`` when the final step has
+        ``calibration="reference"`` and ``"pooled"`` otherwise.
+
+    Attributes
+    ----------
+    named_steps, n_features_in_, feature_names_in_ :
+        As ``Pipeline``'s.
+
+    See Also
+    --------
+    make_reference_pipeline : Build one from estimators, naming the steps.
+
+    Notes
+    -----
+    Fit parameters other than ``X_ref`` are given as ``step__param`` (as in a
+    ``Pipeline`` with metadata routing off); ``<last step>__X_ref`` is taken
+    as ``X_ref``. Transformer fit parameters are row-aligned with ``X``, so
+    they are accepted only with ``fit_transformers_on="data"``. Without
+    ``X_ref`` it fits as a plain ``Pipeline``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from skhyper.sparker import make_reference_pipeline
+    >>> rng = np.random.default_rng(0)
+    >>> R = rng.normal(size=(2000, 2)) * [1.0, 1000.0]
+    >>> X = np.vstack([rng.normal(size=(400, 2)),
+    ...                rng.normal(2.0, 0.1, size=(40, 2))]) * [1.0, 1000.0]
+    >>> pipe = make_reference_pipeline(
+    ...     StandardScaler(), SparKerDetector(n_permutations=19, random_state=0))
+    >>> pipe.fit(X, X_ref=R)[-1].pvalue_ <= 0.05
+    True
+    >>> pipe.predict([[2.0, 2000.0], [0.0, -1000.0]])
+    array([-1,  1])
+    """
+
+    _parameter_constraints: dict = {
+        "steps": [list],
+        "fit_transformers_on": [StrOptions(set(FIT_ON))],
+    }
+
+    def __init__(self, steps: list, *, fit_transformers_on: str = "auto") -> None:
+        super().__init__(steps, memory=None, verbose=False)
+        self.fit_transformers_on = fit_transformers_on
+
+    def __getitem__(self, ind: Any) -> Any:
+        if isinstance(ind, slice):
+            if ind.step not in (None, 1):
+                raise ValueError("Pipeline slicing only supports a step of 1")
+            return type(self)(self.steps[ind], fit_transformers_on=self.fit_transformers_on)
+        return super().__getitem__(ind)
+
+    def _transformers_fit_on(self) -> str:
+        if self.fit_transformers_on != "auto":
+            return self.fit_transformers_on
+        final = self.steps[-1][1]
+        return "reference" if getattr(final, "calibration", None) == "reference" else "pooled"
+
+    def fit(self, X: Any, y: Any = None, *, X_ref: Any = None, **params: Any) -> ReferencePipeline:
+        """Fit the transformers, transform ``X`` and ``X_ref``, fit the last step.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The data sample.
+        y : Ignored
+            Passed to the transformers only when they are fitted on ``X``.
+        X_ref : array-like of shape (n_ref, n_features), default=None
+            The reference sample, in the units of ``X``. None fits a plain
+            ``Pipeline`` (the detector then has no reference).
+        **params : dict
+            ``step__param`` fit parameters (see Notes of the class).
+
+        Returns
+        -------
+        self : ReferencePipeline
+        """
+        validate_parameter_constraints(
+            self._parameter_constraints,
+            self.get_params(deep=False),
+            caller_name=type(self).__name__,
+        )
+        names = [name for name, _ in self.steps]
+        final_name = names[-1]
+        if X_ref is None:
+            X_ref = params.pop(f"{final_name}__X_ref", None)
+        if X_ref is None:
+            return super().fit(X, y, **params)
+        fit_on = self._transformers_fit_on()
+        step_params: dict[str, dict[str, Any]] = {name: {} for name in names}
+        for key, value in params.items():
+            name, sep, param = key.partition("__")
+            if not sep or name not in step_params:
+                raise TypeError(
+                    f"Unexpected fit parameter {key!r}: give fit parameters as "
+                    f"'<step>__<param>' with one of the steps {names}."
+                )
+            if name != final_name and fit_on != "data":
+                raise ValueError(
+                    f"Fit parameter {key!r} is row-aligned with X, but the "
+                    f"transformers are fitted on {fit_on!r} rows; use "
+                    "fit_transformers_on='data' to pass transformer fit parameters."
+                )
+            step_params[name][param] = value
+        rows = {"data": X, "reference": X_ref, "pooled": None}[fit_on]
+        if rows is None:
+            rows = _stack(X, X_ref)
+        for name, step in self.steps[:-1]:
+            if step is None or (isinstance(step, str) and step == "passthrough"):
+                continue
+            target = y if fit_on == "data" else None
+            rows = step.fit_transform(rows, target, **step_params[name])
+            X = step.transform(X) if fit_on != "data" else rows
+            X_ref = step.transform(X_ref) if fit_on != "reference" else rows
+        final = self.steps[-1][1]
+        if final is not None and not (isinstance(final, str) and final == "passthrough"):
+            final.fit(X, y, X_ref=X_ref, **step_params[final_name])
+        return self
+
+    def fit_predict(self, X: Any, y: Any = None, *, X_ref: Any = None, **params: Any) -> np.ndarray:
+        """Fit as :meth:`fit`, then label the rows of ``X`` (+1 inlier, -1 outlier).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The data sample.
+        y : Ignored
+        X_ref : array-like of shape (n_ref, n_features), default=None
+            The reference sample, in the units of ``X``.
+        **params : dict
+            ``step__param`` fit parameters.
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,)
+        """
+        return self.fit(X, y, X_ref=X_ref, **params).predict(X)
+
+
+def _stack(X: Any, X_ref: Any) -> Any:
+    """The pooled rows of X and X_ref, keeping DataFrames (and their names) whole."""
+    if hasattr(X, "iloc") and hasattr(X_ref, "iloc"):
+        import pandas as pd
+
+        return pd.concat([X, X_ref], axis=0, ignore_index=True)
+    return np.vstack([np.asarray(X), np.asarray(X_ref)])
+
+
+def make_reference_pipeline(*steps: Any, fit_transformers_on: str = "auto") -> ReferencePipeline:
+    """Build a :class:`ReferencePipeline`, naming the steps as ``make_pipeline`` does.
+
+    The way to put transformers (scalers, PCA...) before a
+    :class:`SparKerDetector`: ``fit(X, X_ref=R)`` transforms the reference
+    with the same fitted transformers as the data.
+
+    Parameters
+    ----------
+    *steps : list of estimators
+        Transformers, then the detector.
+    fit_transformers_on : {"auto", "pooled", "reference", "data"}, default="auto"
+        Rows the transformers are fitted on (see :class:`ReferencePipeline`).
+
+    Returns
+    -------
+    pipeline : ReferencePipeline
+
+    Examples
+    --------
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from skhyper.sparker import make_reference_pipeline
+    >>> make_reference_pipeline(StandardScaler(), SparKerDetector()).steps[0][0]
+    'standardscaler'
+    """
+    named = make_pipeline(*steps).steps
+    return ReferencePipeline(named, fit_transformers_on=fit_transformers_on)

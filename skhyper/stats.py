@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from scipy.special import ndtri
 from sklearn.utils.validation import check_array
 
 from ._base import reject_sparse
@@ -16,6 +17,15 @@ from ._torch import fit_seed_sequence, resolve_device
 from .preprocessing import canonical_sample
 from .sparker import SparKerDetector
 from .twosample import TOY_BATCH, SparKerOptions, run_sparker
+
+
+__all__ = [
+    "PowerMetrics",
+    "SparKerKernels",
+    "SparKerTestResult",
+    "power_metrics",
+    "sparker_test",
+]
 
 
 @dataclass(frozen=True)
@@ -198,4 +208,88 @@ def sparker_test(
         scale_statistics=res.scale_statistics,
         scale_pvalues=res.scale_pvalues,
         widths=res.widths,
+    )
+
+
+@dataclass(frozen=True)
+class PowerMetrics:
+    """Result of :func:`power_metrics`.
+
+    Attributes
+    ----------
+    median_zscore : float
+        Median of the experiments' ``Z`` (NPLM's summary of power).
+    power : float
+        Fraction of experiments with ``p <= alpha``, i.e. ``Z >= z*`` with
+        ``z* = Phi^-1(1 - alpha)``.
+    zscores : ndarray of shape (n_experiments,)
+        ``Z = Phi^-1(1 - p)`` of each experiment.
+    pvalues : ndarray of shape (n_experiments,)
+        ``p = (1 + #{t_null >= t}) / (1 + K)`` of each experiment.
+    """
+
+    median_zscore: float
+    power: float
+    zscores: np.ndarray
+    pvalues: np.ndarray
+
+
+def power_metrics(t_obs: Any, t_null: Any, *, alpha: float = 0.05) -> PowerMetrics:
+    """Median Z and power of repeated experiments against one null distribution.
+
+    The NPLM way of reporting a test's sensitivity: each observed statistic
+    gets ``p = (1 + #{t_null >= t}) / (1 + K)`` from the K null statistics
+    and ``Z = Phi^-1(1 - p)``; the median ``Z`` over experiments and the
+    fraction with ``Z >= z* = Phi^-1(1 - alpha)`` (that is, ``p <= alpha``)
+    summarise it. With K null statistics no ``Z`` exceeds
+    ``Phi^-1(1 - 1 / (1 + K))``, so a large ``Z`` needs many toys.
+
+    Parameters
+    ----------
+    t_obs : array-like of shape (n_experiments,)
+        The statistic of each experiment (larger = more anomalous), e.g.
+        ``test_statistic_`` of detectors fitted on independent data samples.
+    t_null : array-like of shape (K,)
+        Statistics of the same test under the null, e.g. ``null_statistics_``
+        or the statistics of experiments with no signal.
+    alpha : float, default=0.05
+        Level defining ``z*``, in (0, 1).
+
+    Returns
+    -------
+    result : PowerMetrics
+
+    Examples
+    --------
+    >>> from skhyper.stats import power_metrics
+    >>> res = power_metrics([5.0, 12.0, 30.0], [1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 10.0,
+    ...                                          11.0, 13.0, 15.0, 20.0])
+    >>> res.pvalues.round(3)
+    array([0.667, 0.333, 0.083])
+    >>> round(res.median_zscore, 3), res.power
+    (0.431, 0.0)
+    """
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be in (0, 1); got {alpha!r}.")
+    obs = check_array(
+        np.atleast_1d(np.asarray(t_obs, dtype=np.float64)),
+        ensure_2d=False,
+        input_name="t_obs",
+    )
+    null = check_array(
+        np.atleast_1d(np.asarray(t_null, dtype=np.float64)),
+        ensure_2d=False,
+        input_name="t_null",
+    )
+    if obs.ndim != 1 or null.ndim != 1:
+        raise ValueError("t_obs and t_null must be one-dimensional.")
+    null = np.sort(null)
+    n_ge = null.size - np.searchsorted(null, obs, side="left")
+    pvalues = (1.0 + n_ge) / (1.0 + null.size)
+    zscores = ndtri(1.0 - pvalues)
+    return PowerMetrics(
+        median_zscore=float(np.median(zscores)),
+        power=float(np.mean(pvalues <= alpha)),
+        zscores=zscores,
+        pvalues=pvalues,
     )

@@ -24,6 +24,7 @@ from .kernels import (
     KernelFit,
     held_widths,
     kmeans_plus_plus,
+    value_histogram,
     random_rows,
     train_kernels,
     width_schedule,
@@ -40,6 +41,11 @@ TOY_BATCH = 25
 # rows used to measure the typical distance that sets the width scale
 _DISTANCE_ROWS = 1000
 CALIBRATIONS = ("permutation", "reference")
+# levels of f (over [-clip, clip]) at which the toys' per-row excesses are counted
+N_EXCESS_LEVELS = 1001
+# total data weight below which the loss's gradients shrink towards Adam's
+# epsilon (1e-8) and the kernels stop training; above which float32 overflows
+_MIN_TOTAL_WEIGHT, _MAX_TOTAL_WEIGHT = 1e-3, 1e30
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,7 @@ class SparKerOptions:
     n_restarts: int = 1
     init: str = "k-means++"
     preprocessing: str = "standard"
+    positive_amplitudes: bool = False
     chunk_size: int = 4096
 
 
@@ -77,6 +84,12 @@ class SparKerResult:
     null_statistics: np.ndarray | None  # (K,)
     null_scale_statistics: np.ndarray | None  # (K, S)
     history: dict
+    # the null toys' excesses f over their own data rows at the selected
+    # width, pooled over toys: weighted count of rows with f >= each level,
+    # and the weight of all of them
+    excess_levels: np.ndarray | None = None  # (G,)
+    null_excess_counts: np.ndarray | None = None  # (G,)
+    null_excess_total: float | None = None
 
 
 def synthetic_reference(
@@ -111,6 +124,35 @@ def upper_tail_ranks(stats: np.ndarray) -> np.ndarray:
     for s, row in enumerate(stats):
         out[s] = (n - np.searchsorted(np.sort(row), row, side="left")) / n
     return out
+
+
+def check_sample(X: np.ndarray, w: np.ndarray, R: np.ndarray | None) -> None:
+    """Raise a ``ValueError`` for values or weights the test cannot represent.
+
+    The weights are frequencies: the statistic scales with them. A total
+    data weight below 1e-3 leaves gradients near Adam's epsilon (the kernels
+    would not move); above 1e30 the float32 loss overflows. Features so large
+    that their squared deviations overflow float64 cannot be standardised.
+    """
+    total = float(w.sum())
+    if not _MIN_TOTAL_WEIGHT <= total <= _MAX_TOTAL_WEIGHT:
+        raise ValueError(
+            f"sample_weight sums to {total:.3g}; SparKer treats weights as row "
+            f"counts (t scales with them) and needs a total between "
+            f"{_MIN_TOTAL_WEIGHT:g} and {_MAX_TOTAL_WEIGHT:g}. Rescale the weights, "
+            "e.g. to a mean of 1 (sample_weight / sample_weight.mean())."
+        )
+    n_total = total + (0 if R is None else R.shape[0])
+    # (x - mean)^2 summed over the rows must stay finite
+    limit = 0.25 * math.sqrt(np.finfo(np.float64).max / max(n_total, 1.0))
+    for name, A in (("X", X), ("X_ref", R)):
+        if A is not None and A.size and float(np.abs(A).max()) > limit:
+            raise ValueError(
+                f"{name} holds values up to {float(np.abs(A).max()):.3g} in magnitude, "
+                f"beyond {limit:.3g}: their squared deviations overflow float64, so "
+                "they cannot be standardised. Rescale those features (e.g. divide "
+                "by a power of ten) before fitting."
+            )
 
 
 def typical_distance(Z: torch.Tensor, w: torch.Tensor, gen: torch.Generator) -> float:
@@ -168,12 +210,13 @@ def _fit_splits(
     calibration: str | None,
     seeds: list[int],
     callback: Callable[[int, torch.Tensor], None] | None = None,
-) -> KernelFit:
+) -> tuple[KernelFit, torch.Tensor]:
     """Train the splits given by ``seeds`` (one per split) as one tensor program.
 
     Each split draws its weights and initial centres from its own generator,
     so its fit does not depend on which other splits share the program. Fits
-    are ordered split by split, ``n_restarts`` each.
+    are ordered split by split, ``n_restarts`` each. Returns the fit and
+    every fit's data weights (T, N).
     """
     opts = problem.options
     # a worker without the caller's GPU trains its toys on the CPU
@@ -189,21 +232,24 @@ def _fit_splits(
         w_data.append(wd)
         w_ref.append(wr.unsqueeze(0).repeat(opts.n_restarts, 1))
         init.append(seed_rows(Z, wd, opts.n_kernels, gen))
-    return train_kernels(
+    w_data = torch.cat(w_data)
+    fit = train_kernels(
         Z,
-        torch.cat(w_data),
+        w_data,
         torch.cat(w_ref),
         torch.cat(init),
         widths=problem.widths,
         stages=problem.stages,
         learning_rate=opts.learning_rate,
         clip=opts.amplitude_clip,
+        positive=opts.positive_amplitudes,
         chunk_size=opts.chunk_size,
         # Adam steps every coordinate by ~lr, so a centre's step grows like
         # sqrt(d); hold it at its size in 8 dimensions
         center_lr=opts.learning_rate * min(1.0, math.sqrt(8.0 / Z.shape[1])),
         callback=callback,
     )
+    return fit, w_data
 
 
 def _toy_seeds(seeds: np.random.SeedSequence, n_toys: int) -> list[int]:
@@ -244,6 +290,7 @@ def run_sparker(
     """
     if n_toys == 0:
         calibration = None
+    check_sample(X, w, R)
     ends = held_widths(options.width_end, options.n_steps)
     rng = np.random.default_rng(seeds)
     distance_seed, observed_seed = (int(v) for v in rng.integers(2**31 - 1, size=2))
@@ -278,16 +325,18 @@ def run_sparker(
     problem = _Problem(
         Z.cpu().numpy(), omega.cpu().numpy(), n_d, options, widths, stages, str(device)
     )
-    observed = _fit_splits(problem, None, [observed_seed], callback)
+    observed, _ = _fit_splits(problem, None, [observed_seed], callback)
     losses, histories = [observed.loss.cpu().numpy().astype(np.float64)], [observed.history]
+    excesses = []
     if calibration is not None:
         toy_seeds = _toy_seeds(seeds, n_toys)
         batches = [toy_seeds[i : i + TOY_BATCH] for i in range(0, n_toys, TOY_BATCH)]
-        for loss, history in Parallel(n_jobs=n_jobs, return_as="generator")(
+        for loss, history, excess in Parallel(n_jobs=n_jobs, return_as="generator")(
             delayed(_toy_batch)(problem, calibration, batch) for batch in batches
         ):
             losses.append(loss)
             histories.append(history)
+            excesses.append(excess)
             if on_batch is not None:
                 on_batch()
     n_fits = 1 + (n_toys if calibration is not None else 0)
@@ -305,7 +354,12 @@ def run_sparker(
     chosen = int(np.lexsort((-z[:, 0], scale_p[:, 0]))[0]) if calibration else len(ends) - 1
     obs = int(best_np[chosen, 0])  # the observed fit's best restart
     pvalue = zscore = None
+    levels = excess_levels(options.amplitude_clip)
     if calibration is not None:
+        # the histograms hold the toys' columns of all_loss (past the observed S)
+        hist = np.concatenate(excesses, axis=1)[chosen, best_np[chosen, 1:] - S].sum(0)
+        # counts[j + 1]: weighted toy data rows with f >= levels[j]; counts[0]: all
+        counts = np.cumsum(hist[::-1])[::-1]
         # min-p over widths, calibrated by the same toys; ties in min-p
         # (several fits topping one width each) go by the largest z
         min_p, max_z = scale_p.min(axis=0), z.max(axis=0)
@@ -328,6 +382,9 @@ def run_sparker(
         scale_pvalues=scale_p[:, 0].copy() if calibrated else None,
         null_statistics=stats[chosen, 1:].copy() if calibrated else None,
         null_scale_statistics=stats[:, 1:].T.copy() if calibrated else None,
+        excess_levels=levels if calibrated else None,
+        null_excess_counts=counts[1:] if calibrated else None,
+        null_excess_total=float(counts[0]) if calibrated else None,
         history={
             "loss": history[:, obs].copy(),
             "width": widths,
@@ -336,10 +393,43 @@ def run_sparker(
     )
 
 
+def excess_levels(clip: float) -> np.ndarray:
+    """The levels of f at which the toys' per-row excesses are counted."""
+    return np.linspace(-clip, clip, N_EXCESS_LEVELS)
+
+
 def _toy_batch(
-    problem: _Problem, calibration: str, seeds: list[int]
-) -> tuple[np.ndarray, np.ndarray]:
-    """A batch of toys on a worker: only their losses travel back."""
+    problem: _Problem,
+    calibration: str,
+    seeds: list[int],
+    levels: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A batch of toys on a worker: only their losses, loss histories and
+    excess histograms (S, T, G + 1) travel back, not their kernels.
+
+    A toy's excess histogram counts its data rows (weighted) by the f of its
+    kept kernels at each held width, in bins between ``levels`` (default:
+    :func:`excess_levels` of the clip): the null distribution of the per-row
+    excess against which rows of the observed data are tested.
+    """
+    if levels is None:
+        levels = excess_levels(problem.options.amplitude_clip)
     with torch.no_grad():
-        fit = _fit_splits(problem, calibration, seeds)
-    return fit.loss.cpu().numpy().astype(np.float64), fit.history
+        fit, w_data = _fit_splits(problem, calibration, seeds)
+        Z = torch.from_numpy(problem.Z).to(w_data.device)
+        grid = torch.from_numpy(levels).to(w_data.device)
+        excess = np.stack(
+            [
+                value_histogram(
+                    Z,
+                    fit.centers[s],
+                    fit.amplitudes[s],
+                    float(width),
+                    w_data,
+                    grid,
+                    problem.options.chunk_size,
+                ).cpu().numpy()
+                for s, width in enumerate(fit.widths)
+            ]
+        )
+    return fit.loss.cpu().numpy().astype(np.float64), fit.history, excess
