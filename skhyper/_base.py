@@ -71,9 +71,9 @@ def weighted_percentile(
 ) -> float:
     """Percentile ``q`` (0-100) with linear interpolation.
 
-    With integer weights it equals ``np.percentile`` of the sample in which
-    each value is repeated ``weight`` times, so weights and repetitions give
-    the same threshold.
+    With integer weights it equals ``np.percentile(..., method="linear")``
+    (numpy's default) of the sample in which each value is repeated
+    ``weight`` times, so weights and repetitions give the same threshold.
     """
     values = np.asarray(values, dtype=np.float64)
     if sample_weight is None:

@@ -98,7 +98,10 @@ def synthetic_reference(
     """A Gaussian with the weighted mean and covariance of X.
 
     ``max(1000, 5 * sum(w))`` rows, at most 50,000 unless pseudo-data are
-    drawn from it (``calibration="reference"``).
+    drawn from it (``calibration="reference"``). Drawn through the
+    correlation matrix, which rescaling a feature leaves unchanged, so that
+    the same draws give the same sample in the scaled units (the detector's
+    ranking does not depend on the units of the features).
     """
     total = float(w.sum())
     n = max(SYNTH_MIN, int(math.ceil(SYNTH_RATIO * total)))
@@ -106,10 +109,13 @@ def synthetic_reference(
         n = min(n, SYNTH_MAX)
     mean = np.average(X, axis=0, weights=w)
     centred = X - mean
-    cov = (centred * w[:, None]).T @ centred / total
-    vals, vecs = np.linalg.eigh(cov)
+    std = np.sqrt(np.average(centred * centred, axis=0, weights=w))
+    std = np.where(std > 0, std, 1.0)
+    scaled = centred / std
+    corr = (scaled * w[:, None]).T @ scaled / total
+    vals, vecs = np.linalg.eigh(corr)
     root = vecs * np.sqrt(np.clip(vals, 0.0, None))
-    return mean + rng.standard_normal((n, X.shape[1])) @ root.T
+    return mean + (rng.standard_normal((n, X.shape[1])) @ root.T) * std
 
 
 def upper_tail_ranks(stats: np.ndarray) -> np.ndarray:
