@@ -25,6 +25,9 @@ from skhyper.stats import sparker_test
 
 FAST = dict(n_kernels=4, n_steps=40, n_permutations=9, random_state=0)
 
+# fits without X_ref here are deliberate; the warning is tested in test_sparker_api.py
+pytestmark = pytest.mark.filterwarnings("ignore::skhyper.sparker.NoReferenceWarning")
+
 
 def bump_sample(seed, n_data=500, n_ref=2000, d=4, eps=0.03, spread=0.1):
     rng = np.random.default_rng(seed)
