@@ -737,7 +737,9 @@ class ReferencePipeline(Pipeline):
         final = self.steps[-1][1]
         return "reference" if getattr(final, "calibration", None) == "reference" else "pooled"
 
-    def fit(self, X: Any, y: Any = None, *, X_ref: Any = None, **params: Any) -> ReferencePipeline:
+    def fit(
+        self, X: Any, y: Any = None, *, X_ref: Any = None, **params: Any
+    ) -> ReferencePipeline:
         """Fit the transformers, transform ``X`` and ``X_ref``, fit the last step.
 
         Parameters
@@ -798,7 +800,9 @@ class ReferencePipeline(Pipeline):
             final.fit(X, y, X_ref=X_ref, **step_params[final_name])
         return self
 
-    def fit_predict(self, X: Any, y: Any = None, *, X_ref: Any = None, **params: Any) -> np.ndarray:
+    def fit_predict(
+        self, X: Any, y: Any = None, *, X_ref: Any = None, **params: Any
+    ) -> np.ndarray:
         """Fit as :meth:`fit`, then label the rows of ``X`` (+1 inlier, -1 outlier).
 
         Parameters

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn import config_context
+from sklearn.base import clone
 from sklearn.ensemble import IsolationForest
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import GridSearchCV
@@ -73,12 +74,13 @@ def test_plain_pipeline_with_a_transformer_raises():
     with pytest.raises(ValueError, match="make_reference_pipeline"):
         pipe.fit(D, sparkerdetector__X_ref=R)
     with config_context(enable_metadata_routing=True):
-        routed = make_pipeline(StandardScaler(), SparKerDetector(**FAST).set_fit_request(X_ref=True))
+        requesting = SparKerDetector(**FAST).set_fit_request(X_ref=True)
+        routed = make_pipeline(StandardScaler(), requesting)
         with pytest.raises(ValueError, match="transform X but not X_ref"):
             routed.fit(D, X_ref=R)
         # scikit-learn's own way with routing on: transform_input
         native = Pipeline(
-            [("sc", StandardScaler()), ("sk", SparKerDetector(**FAST).set_fit_request(X_ref=True))],
+            [("sc", StandardScaler()), ("sk", clone(requesting).set_fit_request(X_ref=True))],
             transform_input=["X_ref"],
         ).fit(D, X_ref=R)
     ours = make_reference_pipeline(
