@@ -33,7 +33,9 @@ SIGMA_RADIUS_FRACTION = 0.001
 SIGMA_RADIUS_STD = math.sqrt(0.5)
 RADIAL_TERM_GAIN = 50.0
 
-COMPRESSIONS = ("full", "first", "none")
+COMPRESSIONS = ("full", "first", "none", "gaussian")
+# compressions regularised in hyperspherical coordinates (the others: Gaussian KL)
+SPHERICAL = ("full", "first", "none")
 
 
 def batch_stats(s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -79,6 +81,8 @@ class MeanWeights:
 class HypersphericalRegulariser(torch.nn.Module):
     """``KLD_HS`` of spec/compvae.md for an ``n``-dimensional latent.
 
+    Its weight is calibrated after the first epoch (``calibrated = True``).
+
     Parameters
     ----------
     n : int
@@ -92,10 +96,11 @@ class HypersphericalRegulariser(torch.nn.Module):
 
     def __init__(self, n: int, compression: str, sigma_angle_gain: float) -> None:
         super().__init__()
+        self.calibrated = True
         if n < 2:
             raise ValueError("the latent needs at least 2 dimensions")
-        if compression not in COMPRESSIONS:
-            raise ValueError(f"compression must be one of {COMPRESSIONS}")
+        if compression not in SPHERICAL:
+            raise ValueError(f"compression must be one of {SPHERICAL}")
         self.n = n
         self.compression = compression
         self.sigma_angle_gain = float(sigma_angle_gain)
@@ -194,6 +199,34 @@ class HypersphericalRegulariser(torch.nn.Module):
         }
 
 
+class GaussianKL(torch.nn.Module):
+    """The plain VAE's regulariser: per-sample ``KL(N(mu, sigma^2) || N(0, I))``,
+    summed over the latent and averaged over the batch.
+
+    Its weight is fixed at 1 (the evidence lower bound with a squared-error
+    likelihood), not calibrated like ``KLD_HS``; the schedule's weights do
+    not apply. Returns the same dict as :class:`HypersphericalRegulariser`.
+    """
+
+    calibrated = False
+
+    def forward(
+        self,
+        mu: torch.Tensor,
+        sigma: torch.Tensor,
+        weights: MeanWeights,
+        labels: torch.Tensor | None = None,
+        n_classes: int = 1,
+    ) -> dict[str, torch.Tensor]:
+        kl = 0.5 * (mu**2 + sigma**2 - 1.0 - 2.0 * torch.log(sigma)).sum(dim=1).mean()
+        return {"total": kl, "kl": kl}
+
+
 def reconstruction_error(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Squared error summed over features, mean over the batch."""
-    return ((x_hat - x) ** 2).flatten(1).sum(dim=1).mean()
+    return row_reconstruction_error(x_hat, x).mean()
+
+
+def row_reconstruction_error(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Squared error summed over the features of each row."""
+    return ((x_hat - x) ** 2).flatten(1).sum(dim=1)

@@ -2,7 +2,8 @@
 
 The VAE reparameterises in Cartesian coordinates and renormalises the sample
 onto the sphere of radius sqrt(n): ``u = mu + sigma * eps``,
-``z = sqrt(n) u / ||u||``. Scores use the deterministic ``mu``.
+``z = sqrt(n) u / ||u||`` (a plain Gaussian VAE keeps ``z = u``). Scores use
+the deterministic ``mu`` and its reconstruction.
 """
 
 from __future__ import annotations
@@ -68,29 +69,32 @@ class ResidualBlock(nn.Module):
         return F.leaky_relu(x + self.bn2(self.conv2(h)), _SLOPE)
 
 
-_CHANNELS = (16, 32, 64)
+CHANNELS = (16, 32, 64)  # the authors' widths
 
 
-def _pyramid(height: int, width: int) -> list[tuple[int, int]]:
-    """Spatial sizes after each of the three 2x average poolings."""
+def _pyramid(height: int, width: int, stages: int) -> list[tuple[int, int]]:
+    """Spatial sizes after each 2x average pooling."""
     sizes = [(height, width)]
-    for _ in _CHANNELS:
+    for _ in range(stages):
         h, w = sizes[-1]
         sizes.append((max(h // 2, 1), max(w // 2, 1)))
     return sizes
 
 
 class ConvEncoder(nn.Module):
-    """Images (C, H, W) -> (mu, sigma): residual stages 16/32/64, average pooling."""
+    """Images (C, H, W) -> (mu, sigma): residual stages (16/32/64 by default),
+    average pooling."""
 
-    def __init__(self, image_shape: Sequence[int], latent_dim: int) -> None:
+    def __init__(
+        self, image_shape: Sequence[int], latent_dim: int, channels: Sequence[int] = CHANNELS
+    ) -> None:
         super().__init__()
         c, h, w = image_shape
         self.image_shape = (c, h, w)
-        self.sizes = _pyramid(h, w)
+        self.sizes = _pyramid(h, w, len(channels))
         stages: list[nn.Module] = []
         in_ch = c
-        for out_ch, size in zip(_CHANNELS, self.sizes[1:]):
+        for out_ch, size in zip(channels, self.sizes[1:]):
             stages += [
                 nn.Conv2d(in_ch, out_ch, 3, padding=1, bias=False),
                 nn.BatchNorm2d(out_ch),
@@ -101,7 +105,7 @@ class ConvEncoder(nn.Module):
             in_ch = out_ch
         self.body = nn.Sequential(*stages)
         fh, fw = self.sizes[-1]
-        self.head = nn.Linear(_CHANNELS[-1] * fh * fw, 2 * latent_dim)
+        self.head = nn.Linear(channels[-1] * fh * fw, 2 * latent_dim)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.body(x.reshape(-1, *self.image_shape))
@@ -112,13 +116,20 @@ class ConvEncoder(nn.Module):
 class ConvDecoder(nn.Module):
     """Latent -> images, nearest upsampling; sigmoid output for data in [0, 1]."""
 
-    def __init__(self, latent_dim: int, image_shape: Sequence[int], sigmoid: bool) -> None:
+    def __init__(
+        self,
+        latent_dim: int,
+        image_shape: Sequence[int],
+        sigmoid: bool,
+        channels: Sequence[int] = CHANNELS,
+    ) -> None:
         super().__init__()
         c, h, w = image_shape
-        self.sizes = _pyramid(h, w)
+        self.sizes = _pyramid(h, w, len(channels))
+        self.top = channels[-1]
         fh, fw = self.sizes[-1]
-        self.head = nn.Linear(latent_dim, _CHANNELS[-1] * fh * fw)
-        chans = list(reversed(_CHANNELS))
+        self.head = nn.Linear(latent_dim, channels[-1] * fh * fw)
+        chans = list(reversed(tuple(channels)))
         self.blocks = nn.ModuleList(ResidualBlock(ch) for ch in chans)
         outs = chans[1:] + [chans[-1]]
         self.convs = nn.ModuleList(
@@ -134,7 +145,7 @@ class ConvDecoder(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         fh, fw = self.sizes[-1]
-        h = self.head(z).reshape(-1, _CHANNELS[-1], fh, fw)
+        h = self.head(z).reshape(-1, self.top, fh, fw)
         targets = list(reversed(self.sizes[:-1]))
         for block, conv, size in zip(self.blocks, self.convs, targets):
             h = F.interpolate(block(h), size=size, mode="nearest")
@@ -146,25 +157,37 @@ class ConvDecoder(nn.Module):
 
 
 class SphericalVAE(nn.Module):
-    """Encoder + decoder with the sample renormalised onto the sqrt(n) sphere."""
+    """Encoder + decoder with the sample renormalised onto the sqrt(n) sphere
+    (``spherical=False``: a plain Gaussian VAE, the sample is used as drawn)."""
 
-    def __init__(self, encoder: nn.Module, decoder: nn.Module, latent_dim: int) -> None:
+    def __init__(
+        self, encoder: nn.Module, decoder: nn.Module, latent_dim: int, spherical: bool = True
+    ) -> None:
         super().__init__()
         self.encoder = encoder
         self.decoder = decoder
         self.latent_dim = latent_dim
+        self.spherical = spherical
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.encoder(x)
+
+    def _project(self, u: torch.Tensor) -> torch.Tensor:
+        if not self.spherical:
+            return u
+        return math.sqrt(self.latent_dim) * u / torch.linalg.vector_norm(
+            u, dim=1, keepdim=True
+        ).clamp_min(1e-12)
 
     def sample(
         self, mu: torch.Tensor, sigma: torch.Tensor, generator: torch.Generator
     ) -> torch.Tensor:
         eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
-        u = mu + sigma * eps
-        return math.sqrt(self.latent_dim) * u / torch.linalg.vector_norm(
-            u, dim=1, keepdim=True
-        ).clamp_min(1e-12)
+        return self._project(mu + sigma * eps)
+
+    def decode_mean(self, mu: torch.Tensor) -> torch.Tensor:
+        """The deterministic reconstruction: the decoder at the (projected) mean."""
+        return self.decoder(self._project(mu))
 
     def forward(
         self, x: torch.Tensor, generator: torch.Generator
@@ -180,12 +203,16 @@ def build_vae(
     hidden: Sequence[int],
     image_shape: Sequence[int] | None,
     sigmoid_output: bool,
+    *,
+    channels: Sequence[int] = CHANNELS,
+    spherical: bool = True,
 ) -> SphericalVAE:
-    """An MLP VAE for rows, or a residual conv VAE when ``image_shape`` is given."""
+    """An MLP VAE for rows, or a residual conv VAE (stage widths ``channels``)
+    when ``image_shape`` is given."""
     if image_shape is None:
         enc: nn.Module = MLPEncoder(n_features, hidden, latent_dim)
         dec: nn.Module = MLPDecoder(latent_dim, hidden, n_features)
     else:
-        enc = ConvEncoder(image_shape, latent_dim)
-        dec = ConvDecoder(latent_dim, image_shape, sigmoid_output)
-    return SphericalVAE(enc, dec, latent_dim)
+        enc = ConvEncoder(image_shape, latent_dim, channels)
+        dec = ConvDecoder(latent_dim, image_shape, sigmoid_output, channels)
+    return SphericalVAE(enc, dec, latent_dim, spherical)
