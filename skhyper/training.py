@@ -22,8 +22,18 @@ W_FIRST, W_FIRST_LATE = 100.0, 150.0
 W_TAIL_START, W_TAIL_END = 1.0, 10.0
 
 # epochs="auto": about this many gradient steps, within these epoch bounds
-AUTO_STEPS = 1500
-AUTO_EPOCHS_MIN, AUTO_EPOCHS_MAX = 20, 400
+AUTO_STEPS = 300
+AUTO_EPOCHS_MIN, AUTO_EPOCHS_MAX = 4, 400
+
+SCHEDULES = ("auto", "paper")
+
+# The authors' schedule, as fractions of their 300 epochs: the ramp phase ends
+# at epoch 100; Adam's rate halves at epoch 280 (their second milestone, 450,
+# is past the end).
+PAPER_EPOCHS = 300
+PAPER_PHASE_END = 100
+PAPER_LR_MILESTONES = (280, 450)
+PAPER_LR_GAMMA = 0.5
 
 
 def auto_epochs(n_batches: int) -> int:
@@ -56,11 +66,25 @@ class Schedule:
 
     ramp: float
     weights: MeanWeights
+    second_phase: bool = False
 
 
-def schedule(epoch: int, epochs: int) -> Schedule:
-    """First half: ramp ``sqrt(epoch) + 1``; second half: the tail angles'
-    pull rises linearly; the last quarter raises the first angle's weight."""
+def schedule(epoch: int, epochs: int, kind: str = "auto") -> Schedule:
+    """The weights at ``epoch`` of ``epochs``.
+
+    ``"auto"``: first half, ramp ``sqrt(epoch) + 1``; second half, the tail
+    angles' pull rises linearly to ``W_TAIL_END``; the last quarter raises the
+    first angle's weight. ``"paper"``: the authors' schedule, its epochs
+    scaled by ``epochs / 300``: ramp over the first third, then the tail
+    weight ``sqrt(epoch - 101) + 1`` and the first angle's weight 150.
+    """
+    if kind == "paper":
+        scale = epochs / PAPER_EPOCHS
+        e = epoch / scale  # the authors' epoch
+        if e < PAPER_PHASE_END:
+            return Schedule(math.sqrt(e) + 1.0, MeanWeights(first=W_FIRST, tail=W_TAIL_START))
+        tail = math.sqrt(max(e - PAPER_PHASE_END - 1, 0.0)) + 1.0
+        return Schedule(1.0, MeanWeights(first=W_FIRST_LATE, tail=tail), True)
     ramp_end = max(1, epochs // 2)
     late = max(ramp_end, (3 * epochs) // 4)
     if epoch < ramp_end:
@@ -69,7 +93,7 @@ def schedule(epoch: int, epochs: int) -> Schedule:
         frac = (epoch - ramp_end + 1) / max(1, epochs - ramp_end)
         ramp, tail = 1.0, W_TAIL_START + frac * (W_TAIL_END - W_TAIL_START)
     first = W_FIRST_LATE if epoch >= late else W_FIRST
-    return Schedule(ramp, MeanWeights(first=first, tail=tail))
+    return Schedule(ramp, MeanWeights(first=first, tail=tail), epoch >= ramp_end)
 
 
 def train_vae(
@@ -85,26 +109,43 @@ def train_vae(
     kl_target: float,
     generator: torch.Generator,
     rng: np.random.Generator,
+    schedule_kind: str = "auto",
+    validation: Callable[[], float] | None = None,
+    n_iter_no_change: int = 10,
+    tol: float = 1e-3,
     on_epoch: Callable[[dict[str, float]], None] | None = None,
 ) -> dict[str, list[float]]:
     """Train ``model`` in place; return the per-epoch means of the loss parts.
 
     The regulariser's weight ``beta`` is calibrated to ``kl_target *
     reconstruction / regulariser``: provisionally on the first batch, then on
-    the first epoch's means.
+    the first epoch's means (a regulariser with ``calibrated = False``, the
+    plain VAE's KL, keeps weight 1 and no ramp).
+
+    With ``validation`` (a callable returning a held-out loss, called in eval
+    mode after each epoch of the second phase), training stops once that loss
+    has not fallen by a relative ``tol`` for ``n_iter_no_change`` epochs; the
+    first phase (the regulariser's ramp) always runs in full.
     """
     device = X.device
     opt = torch.optim.Adam(model.parameters(), lr=learning_rate, fused=True)
+    lr_decay = None
+    if schedule_kind == "paper":
+        milestones = [round(m * epochs / PAPER_EPOCHS) for m in PAPER_LR_MILESTONES]
+        lr_decay = torch.optim.lr_scheduler.MultiStepLR(opt, milestones, PAPER_LR_GAMMA)
     labels_t = None if labels is None else torch.as_tensor(labels, device=device)
+    calibrated = getattr(regulariser, "calibrated", True)
 
     def calibrate(reconstruction: float, reg: float) -> float:
         return kl_target * reconstruction / max(reg, 1e-12)
 
-    beta = None
+    beta = None if calibrated else 1.0
+    best, stale = math.inf, 0
     history: dict[str, list[float]] = {}
     model.train()
     for epoch in range(epochs):
-        sched = schedule(epoch, epochs)
+        sched = schedule(epoch, epochs, schedule_kind)
+        ramp = sched.ramp if calibrated else 1.0
         sums: dict[str, torch.Tensor] = {}
         batches = epoch_batches(X.shape[0], batches_per_epoch, labels, rng)
         for idx in batches:
@@ -116,7 +157,7 @@ def train_vae(
             reg = regulariser(mu, sigma, sched.weights, lb, n_classes)
             if beta is None:
                 beta = calibrate(rec.item(), reg["total"].item())
-            loss = rec + beta * sched.ramp * reg["total"]
+            loss = rec + beta * ramp * reg["total"]
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -130,11 +171,29 @@ def train_vae(
                 f"CompVAE training diverged at epoch {epoch} (non-finite loss); "
                 "try a smaller learning_rate or standardised inputs."
             )
-        if epoch == 0:
+        if epoch == 0 and calibrated:
             beta = calibrate(means["reconstruction"], means["regulariser"])
+        if lr_decay is not None:
+            lr_decay.step()
+        stop = False
+        if validation is not None:
+            means["validation"] = math.nan  # checked in the second phase only
+        if validation is not None and sched.second_phase:
+            model.eval()
+            with torch.no_grad():
+                val = validation()
+            model.train()
+            means["validation"] = val
+            if val < best * (1.0 - tol):
+                best, stale = val, 0
+            else:
+                stale += 1
+                stop = stale >= n_iter_no_change
         means["beta"] = beta
         for key, value in means.items():
             history.setdefault(key, []).append(value)
         if on_epoch is not None:
             on_epoch(means)
+        if stop:
+            break
     return history
