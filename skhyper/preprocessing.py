@@ -11,7 +11,11 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import ndtr, ndtri
 
-TRANSFORMS = ("standard", "robust", "quantile")
+TRANSFORMS = ("standard", "robust", "winsorized", "quantile")
+
+# "winsorized" clips this fraction of rows (at least one) at each end of
+# every feature before its mean and std
+WINSOR_FRACTION = 0.001
 
 # a feature whose spread is below this fraction of its magnitude is constant
 # up to rounding: it is centred but not scaled
@@ -45,6 +49,12 @@ def weighted_quantiles(X: np.ndarray, w: np.ndarray, probs: np.ndarray) -> np.nd
 
 
 def _mean_std(X: np.ndarray, w: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _mean_std_unchecked(X, w)
+
+
+def _mean_std_unchecked(X: np.ndarray, w: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    # huge values overflow to inf here; callers check what they scale
     if w is None:
         mean = X.mean(axis=0, dtype=np.float64)
         std = X.std(axis=0, dtype=np.float64)
@@ -60,9 +70,13 @@ class InputTransform:
 
     Parameters
     ----------
-    kind : {"standard", "robust", "quantile"}
+    kind : {"standard", "robust", "winsorized", "quantile"}
         Mean/std, median/IQR (scaled to a Gaussian's std; std where the IQR
-        is zero), or weighted-quantile mapping to standard-normal scores.
+        is zero), mean/std of the feature with its most extreme 0.1% of rows
+        (at least one) at each end clipped to the next value (so a few huge
+        values do not set the scale; the unclipped std where the clipped one
+        is zero), or weighted-quantile mapping to
+        standard-normal scores.
     X : ndarray of shape (n_samples, n_features)
     w : ndarray of shape (n_samples,), default=None
         Row weights; None weighs rows equally.
@@ -77,6 +91,18 @@ class InputTransform:
             self.loc, self.scale = mean, std
             return
         w = np.ones(X.shape[0]) if w is None else w
+        if kind == "winsorized":
+            # the Hazen position of the (k+1)-th row from each end
+            total = w.sum()
+            k = max(1.0, np.ceil(WINSOR_FRACTION * total))
+            p = min((k + 0.5) / total, 0.5)
+            lo, hi = weighted_quantiles(X, w, np.array([p, 1.0 - p]))
+            clipped = np.clip(X, lo, hi)
+            c_mean = np.average(clipped, axis=0, weights=w)
+            c_std = np.sqrt(np.average((clipped - c_mean) ** 2, axis=0, weights=w))
+            flat = ~(c_std > _CONSTANT_RTOL * np.abs(c_mean))
+            self.loc, self.scale = c_mean, np.where(flat, std, c_std)
+            return
         if kind == "robust":
             q25, q50, q75 = weighted_quantiles(X, w, np.array([0.25, 0.5, 0.75]))
             iqr = (q75 - q25) / 1.3489795
