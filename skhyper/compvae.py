@@ -140,8 +140,9 @@ class CompVAEDetector(BaseTorchDetector):
 
     early_stopping : bool, default=True
         Hold out ``validation_fraction`` of the training rows while training
-        and stop once their reconstruction error has not fallen by 0.1% for
-        ``n_iter_no_change`` epochs of the second phase. The held-out rows
+        and stop once their reconstruction error, checked after each epoch of
+        the second phase (at most once per 10 steps), has not fallen by 0.1%
+        for ``n_iter_no_change`` checks. The held-out rows
         still enter the latent bank. Not used with ``class_conditional``
         (every class must be in every batch).
 
@@ -150,7 +151,7 @@ class CompVAEDetector(BaseTorchDetector):
         2 rows; without 2 rows to spare, no early stopping).
 
     n_iter_no_change : int, default=10
-        Epochs without improvement before training stops.
+        Checks without improvement before training stops.
 
     class_conditional : bool, default=False
         If True, ``fit(X, y)`` takes in-distribution class labels: each class
@@ -171,8 +172,8 @@ default="auto"
     contamination : "auto" or float, default="auto"
         Expected fraction of outliers in the training data. A float sets
         ``offset_`` at that quantile of the training scores. ``"auto"`` uses
-        Tukey's fence on the training kNN distances: rows farther than
-        ``Q3 + 1.5 IQR`` are outliers.
+        Tukey's fence on the training rows' anomaly scores (kNN part left
+        one out): rows above ``Q3 + 1.5 IQR`` are outliers.
 
     device : str or torch.device, default="auto"
         ``"auto"`` (CUDA if available, else CPU), ``"cpu"``, ``"cuda"``,
@@ -484,6 +485,11 @@ default="auto"
             return None, ()
         if y is None:
             raise ValueError("class_conditional=True needs the class labels y in fit(X, y).")
+        if self._compression() == "gaussian":
+            raise ValueError(
+                "class_conditional=True gathers classes by their latent angles; it needs "
+                "a hyperspherical compression ('full', 'first' or 'none'), not 'gaussian'."
+            )
         y = column_or_1d(check_array(y, ensure_2d=False, dtype=None), warn=True)
         if y.shape[0] != n_samples:
             raise ValueError(f"y has {y.shape[0]} labels but X has {n_samples} rows.")
@@ -622,7 +628,7 @@ class VMFDetector(CompVAEDetector):
     validation_fraction : float, default=0.1
         Fraction of the training rows held out for early stopping.
     n_iter_no_change : int, default=10
-        Epochs without improvement before training stops.
+        Checks without improvement before training stops.
     class_conditional : bool, default=False
         ``fit(X, y)`` gathers each class around its own latent axis.
     scaling : {"auto", "winsorized", "standard", "robust", "quantile", "none"}, \
@@ -630,7 +636,7 @@ default="auto"
         Per-feature scaling (``"auto"``: winsorized for rows, none for images).
     contamination : "auto" or float, default="auto"
         Expected outlier fraction; ``"auto"`` is Tukey's fence on the training
-        kNN distances.
+        rows' anomaly scores.
     device : str or torch.device, default="auto"
         ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``.
     random_state : int, RandomState instance or None, default=None

@@ -117,14 +117,18 @@ class HypersphericalRegulariser(torch.nn.Module):
             mean_target[0] = 1.0
         self.register_buffer("mu_mean_target", mean_target)
         self.register_buffer("sigma_mean_target", iso_std.clone())
+        self.register_buffer("std_target_both", torch.stack([iso_std, torch.zeros_like(iso_std)]))
+        self.register_buffer("mean_target_both", torch.stack([mean_target, iso_std]))
         self.radius = isotropic_radius(n)
         # radial quantities are compared in units of the n = 128 radius
         self.radial_scale = isotropic_radius(REFERENCE_DIM) / self.radius
 
-    def _mu_mean_weights(self, weights: MeanWeights) -> torch.Tensor:
-        w = torch.full_like(self.beta, weights.tail)
-        w[0] = weights.first
-        w[-1] = 0.0  # the mean part skips mu's last angle
+    def _mean_weights(self, weights: MeanWeights) -> torch.Tensor:
+        """Weights of the angular mean terms: mu's (row 0), sigma's (row 1, all 1)."""
+        w = torch.ones(2, self.n - 1, device=self.beta.device, dtype=self.beta.dtype)
+        w[0] = weights.tail
+        w[0, 0] = weights.first
+        w[0, -1] = 0.0  # the mean part skips mu's last angle
         return w
 
     def _angular(
@@ -137,6 +141,17 @@ class HypersphericalRegulariser(torch.nn.Module):
         mean, std = batch_stats(cos)
         spread = (self.beta * d_var(std, std_target)).sum()
         centre = (self.beta * mean_weights * (mean - mean_target) ** 2).sum()
+        return spread + ALPHA * centre
+
+    def _angular_both(
+        self, mean: torch.Tensor, std: torch.Tensor, weights: torch.Tensor
+    ) -> torch.Tensor:
+        """:meth:`_angular` of mu (row 0) and sigma (row 1) from their batch stats.
+
+        sigma's spread target is 0 and its mean target the isotropic std.
+        """
+        spread = (self.beta * d_var(std, self.std_target_both)).sum(dim=-1)
+        centre = (self.beta * weights * (mean - self.mean_target_both) ** 2).sum(dim=-1)
         return spread + ALPHA * centre
 
     def forward(
@@ -153,11 +168,16 @@ class HypersphericalRegulariser(torch.nn.Module):
         rolled by ``-c * ROLL_STEP`` before its own angular statistics; the
         radial and sigma terms use the whole batch.
         """
-        w_mu = self._mu_mean_weights(weights)
+        w = self._mean_weights(weights)
+        # mu and sigma go through the coordinates and batch statistics together:
+        # half the kernel launches, which dominate at these sizes
+        r, cos = to_hyperspherical(torch.stack([mu, sigma]))
+        mean_c, std_c = batch_stats(cos.transpose(0, 1))  # over the batch: (2, n - 1)
         if labels is None:
-            _, cos_mu = to_hyperspherical(mu)
-            phi_mu = self._angular(cos_mu, self.mu_std_target, self.mu_mean_target, w_mu)
+            phi = self._angular_both(mean_c, std_c, w)
+            phi_mu, phi_sigma = phi[0], phi[1]
         else:
+            phi_sigma = self._angular_both(mean_c, std_c, w)[1]
             phi_mu = mu.new_zeros(())
             for c in range(n_classes):
                 rows = mu[labels == c]
@@ -165,23 +185,16 @@ class HypersphericalRegulariser(torch.nn.Module):
                     continue
                 _, cos_c = to_hyperspherical(torch.roll(rows, shifts=-c * ROLL_STEP, dims=1))
                 phi_mu = phi_mu + self._angular(
-                    cos_c, self.mu_std_target, self.mu_mean_target, w_mu
+                    cos_c, self.mu_std_target, self.mu_mean_target, w[0]
                 )
 
-        r_mu = torch.linalg.vector_norm(mu, dim=1) * self.radial_scale
-        mean_r, std_r = batch_stats(r_mu)
+        mean_r, std_r = batch_stats(r.transpose(0, 1) * self.radial_scale)  # (2,)
         target_r = self.radius * self.radial_scale
-        rad_mu = RADIAL_TERM_GAIN * d_var(std_r, 0.0) + RADIAL_TERM_GAIN * (
-            mean_r - target_r
+        rad_mu = RADIAL_TERM_GAIN * d_var(std_r[0], 0.0) + RADIAL_TERM_GAIN * (
+            mean_r[0] - target_r
         ) ** 2
-
-        r_sigma, cos_sigma = to_hyperspherical(sigma)
-        phi_sigma = self._angular(
-            cos_sigma, 0.0, self.sigma_mean_target, torch.ones_like(self.beta)
-        )
-        mean_rs, std_rs = batch_stats(r_sigma * self.radial_scale)
-        rad_sigma = RADIAL_TERM_GAIN * d_ratio(std_rs, SIGMA_RADIUS_STD) + RADIAL_TERM_GAIN * (
-            mean_rs - SIGMA_RADIUS_FRACTION * target_r
+        rad_sigma = RADIAL_TERM_GAIN * d_ratio(std_r[1], SIGMA_RADIUS_STD) + RADIAL_TERM_GAIN * (
+            mean_r[1] - SIGMA_RADIUS_FRACTION * target_r
         ) ** 2
 
         total = (

@@ -22,7 +22,10 @@ W_FIRST, W_FIRST_LATE = 100.0, 150.0
 W_TAIL_START, W_TAIL_END = 1.0, 10.0
 
 # epochs="auto": about this many gradient steps, within these epoch bounds
-AUTO_STEPS = 300
+AUTO_STEPS = 250
+
+# early stopping checks the held-out loss at most once per this many steps
+VALIDATION_STEPS = 10
 AUTO_EPOCHS_MIN, AUTO_EPOCHS_MAX = 4, 400
 
 SCHEDULES = ("auto", "paper")
@@ -123,9 +126,10 @@ def train_vae(
     plain VAE's KL, keeps weight 1 and no ramp).
 
     With ``validation`` (a callable returning a held-out loss, called in eval
-    mode after each epoch of the second phase), training stops once that loss
-    has not fallen by a relative ``tol`` for ``n_iter_no_change`` epochs; the
-    first phase (the regulariser's ramp) always runs in full.
+    mode after each epoch of the second phase, or every few epochs so that at
+    least ``VALIDATION_STEPS`` steps separate two calls), training stops once
+    that loss has not fallen by a relative ``tol`` for ``n_iter_no_change``
+    calls; the first phase (the regulariser's ramp) always runs in full.
     """
     device = X.device
     opt = torch.optim.Adam(model.parameters(), lr=learning_rate, fused=True)
@@ -141,6 +145,7 @@ def train_vae(
 
     beta = None if calibrated else 1.0
     best, stale = math.inf, 0
+    check_every = max(1, math.ceil(VALIDATION_STEPS / batches_per_epoch))
     history: dict[str, list[float]] = {}
     model.train()
     for epoch in range(epochs):
@@ -178,7 +183,7 @@ def train_vae(
         stop = False
         if validation is not None:
             means["validation"] = math.nan  # checked in the second phase only
-        if validation is not None and sched.second_phase:
+        if validation is not None and sched.second_phase and epoch % check_every == 0:
             model.eval()
             with torch.no_grad():
                 val = validation()

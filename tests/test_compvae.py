@@ -554,6 +554,10 @@ def test_class_conditional_errors():
         CompVAEDetector(**{**SMALL, "class_conditional": True}).fit(X)
     with pytest.raises(ValueError, match="latent_dim"):
         CompVAEDetector(**{**SMALL, "class_conditional": True}).fit(X, np.arange(60) % 3)
+    with pytest.raises(ValueError, match="hyperspherical compression"):
+        CompVAEDetector(
+            **{**SMALL, "class_conditional": True, "compression": "gaussian", "latent_dim": 32}
+        ).fit(X, np.arange(60) % 3)
 
 
 def test_labels_ignored_without_class_conditional(fitted):
