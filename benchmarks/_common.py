@@ -287,6 +287,30 @@ def _f(v: float, nd: int = 3) -> str:
     return "–" if v != v else f"{v:.{nd}f}"
 
 
+def keep_other_methods(
+    protocol: str, tag: str, rows: list[dict[str, Any]], header: list[str]
+) -> None:
+    """Append, from the committed ``<protocol>[_tag].csv``, the rows of methods this
+    run did not run, on the data sets it ran, and say so in ``header``."""
+    path = results_path(protocol, tag, ".csv")
+    if not os.path.exists(path):
+        return
+    ran = {r["method"] for r in rows}
+    sets = {r["dataset"] for r in rows}
+    old = [r for r in read_csv(path) if r["method"] not in ran and r["dataset"] in sets]
+    if not old:
+        return
+    when = ""
+    js = results_path(protocol, tag, ".json")
+    if os.path.exists(js):
+        with open(js, encoding="utf-8") as fh:
+            dates = [h for h in json.load(fh).get("header", []) if h.startswith("environment")]
+        when = f" ({dates[0]})" if dates else ""
+    kept = sorted({LABELS.get(r["method"], r["method"]) for r in old})
+    header.append(f"rows of {', '.join(kept)} kept from the previous run{when}")
+    rows += old
+
+
 def write_outputs(
     protocol: str,
     tag: str,

@@ -10,7 +10,8 @@ import time
 
 import _common as C
 
-DEFAULT_METHODS = ("compvae", "vmf", "sparker", "iforest", "lof", "knn", "pyod_vae", "pyod_ae")
+DEFAULT_METHODS = ("compvae", "vmf", "vae", "sparker", "iforest", "lof", "knn", "pyod_vae",
+                   "pyod_ae")
 
 
 def _key(name: str) -> tuple:
@@ -23,6 +24,8 @@ def main(protocol: str, folders: list[str], description: str) -> int:
     C.add_common_args(p, DEFAULT_METHODS)
     p.add_argument("--n-permutations", type=int, default=None,
                    help="SparKer permutations (default its own)")
+    p.add_argument("--keep-other-methods", action="store_true",
+                   help="add the committed results' rows of methods not run now")
     args = p.parse_args()
     methods, notes = C.parse_methods(args.methods)
     if args.data_dir is None:
@@ -56,6 +59,8 @@ def main(protocol: str, folders: list[str], description: str) -> int:
         rows += C.run_one_class(name, methods, Xtr, Xte, yte, epochs=args.epochs,
                                 n_permutations=args.n_permutations, rocs=rocs)
     header.append(f"wall time of the run: {time.perf_counter() - t0:.0f} s")
+    if args.keep_other_methods:
+        C.keep_other_methods(protocol, args.tag, rows, header)
     md = C.one_class_markdown(rows, f"{protocol}", header)
     print("\n" + md)
     C.write_outputs(protocol, args.tag, rows, md, {"roc": rocs, "header": header})
