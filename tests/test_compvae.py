@@ -254,6 +254,31 @@ def test_planted_manifold_anomalies_are_found():
     assert roc_auc_score(y, -scores) >= 0.95
 
 
+def off_manifold(n_normal, n_anomalies, seed, d=20, off=0.5):
+    """Nominal rows on a curved 2-d sheet in d dimensions; anomalies are sheet
+    points pushed ``off`` away from it along directions the sheet never uses."""
+    rng = np.random.RandomState(seed)
+    basis = np.linalg.qr(rng.normal(size=(d, d)))[0]
+    t = rng.uniform(-1, 1, size=(n_normal + n_anomalies, 2))
+    bend = np.sin(3 * t[:, :1]) * t[:, 1:2]
+    X = np.tanh(2 * t @ basis[:, :2].T + bend @ basis[:, 2:3].T)
+    X += 0.01 * rng.normal(size=X.shape)
+    push = rng.normal(size=(n_anomalies, d - 3)) @ basis[:, 3:].T
+    X[n_normal:] += off * push / np.linalg.norm(push, axis=1, keepdims=True)
+    return X[:n_normal], X[n_normal:]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_off_manifold_anomalies_beat_an_autoencoder_with_knn(seed):
+    # a plain autoencoder maps rows pushed off the sheet back among the normal
+    # codes; the VAE's score must do clearly better than that baseline
+    X, Xa = off_manifold(1100, 60, seed)
+    X_test, y = np.r_[X[1000:], Xa], np.r_[np.zeros(100), np.ones(60)]
+    baseline = roc_auc_score(y, -autoencoder_knn(X[:1000], X_test, seed))
+    det = CompVAEDetector(random_state=seed).fit(X[:1000])
+    assert roc_auc_score(y, -det.score_samples(X_test)) >= baseline + 0.03
+
+
 def test_digits_one_class():
     X, y = load_digits(return_X_y=True)
     rng = np.random.RandomState(0)
