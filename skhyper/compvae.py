@@ -161,7 +161,7 @@ class CompVAEDetector(BaseTorchDetector):
     scaling : {"auto", "winsorized", "standard", "robust", "quantile", "none"}, \
 default="auto"
         Per-feature scaling fitted on the training rows (see
-        :class:`skhyper.preprocessing.InputTransform`): mean and std with the
+        ``skhyper.preprocessing.InputTransform``): mean and std with the
         most extreme 0.1% of rows at each end clipped, mean and std, median
         and interquartile range, or quantiles mapped to normal scores.
         ``"auto"``: ``"winsorized"`` for rows (one huge value does not flatten

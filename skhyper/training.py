@@ -23,10 +23,10 @@ W_TAIL_START, W_TAIL_END = 1.0, 10.0
 
 # epochs="auto": about this many gradient steps, within these epoch bounds
 AUTO_STEPS = 250
+AUTO_EPOCHS_MIN, AUTO_EPOCHS_MAX = 4, 400
 
 # early stopping checks the held-out loss at most once per this many steps
 VALIDATION_STEPS = 10
-AUTO_EPOCHS_MIN, AUTO_EPOCHS_MAX = 4, 400
 
 SCHEDULES = ("auto", "paper")
 
