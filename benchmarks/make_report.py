@@ -23,8 +23,8 @@ from skhyper import evaluation as E
 DOC = os.path.join(C.REPO, "doc")
 IMG = os.path.join(DOC, "img")
 PROTOCOLS = ["tabular", "embeddings", "fmnist", "fmnist_conv", "classcond", "embeddings_paper",
-             "fmnist_paper", "twosample", "sparker_speed", "knn_backends", "memory",
-             "dask_scale"]
+             "fmnist_paper", "tune_compvae", "step_cost", "twosample", "sparker_speed",
+             "knn_backends", "memory", "dask_scale"]
 ONE_CLASS = ("tabular", "embeddings", "fmnist", "fmnist_conv")
 
 
@@ -272,14 +272,14 @@ def main() -> int:
     for proto in PROTOCOLS:
         csv_path = C.results_path(proto, args.tag, ".csv")
         md_path = C.results_path(proto, args.tag, ".md")
-        if not os.path.exists(csv_path) or not os.path.exists(md_path):
-            parts += [f"## {proto}", "", f"Not run yet (no `{os.path.relpath(csv_path, C.REPO)}`).", ""]
+        if not os.path.exists(md_path):
+            parts += [f"## {proto}", "", f"Not run yet (no `{os.path.relpath(md_path, C.REPO)}`).", ""]
             continue
         with open(md_path, encoding="utf-8") as fh:
             parts.append(fh.read())
-        rows = C.read_csv(csv_path)
-        if plt is None:
+        if plt is None or not os.path.exists(csv_path):
             continue
+        rows = C.read_csv(csv_path)
         imgs = []
         if proto in ONE_CLASS:
             imgs.append(scatter_vs_iforest(rows, proto, args.tag, plt))
