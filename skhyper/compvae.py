@@ -98,8 +98,8 @@ class CompVAEDetector(BaseTorchDetector):
 
     conv_channels : tuple of int, default=(8, 16, 32)
         Channels of the conv net's stages (one 2x pooling each), used with
-        ``image_shape``. The authors' widths are (16, 32, 64), about 2.5x
-        the training time on a CPU.
+        ``image_shape``. The authors' widths are (16, 32, 64), about 1.5x
+        the time per step on a CPU.
 
     n_neighbors : int, default=3
         Number of training latent means averaged in the score.
@@ -142,9 +142,9 @@ class CompVAEDetector(BaseTorchDetector):
         Hold out ``validation_fraction`` of the training rows while training
         and stop once their reconstruction error, checked after each epoch of
         the second phase (at most once per 10 steps), has not fallen by 0.1%
-        for ``n_iter_no_change`` checks. The held-out rows
-        still enter the latent bank. Not used with ``class_conditional``
-        (every class must be in every batch).
+        for ``n_iter_no_change`` checks. The held-out rows still enter the
+        latent bank. Not used with ``class_conditional`` (every class must be
+        in every batch).
 
     validation_fraction : float, default=0.1
         Fraction of the training rows held out for early stopping (at least
