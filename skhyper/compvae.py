@@ -387,7 +387,7 @@ default="auto"
             history = train_vae(
                 model,
                 regulariser,
-                Z_t[torch.as_tensor(train_rows, device=device)],
+                Z_t if val_rows is None else Z_t[torch.as_tensor(train_rows, device=device)],
                 train_labels,
                 len(classes),
                 epochs=epochs,
@@ -612,7 +612,8 @@ class VMFDetector(CompVAEDetector):
         Exact search, approximate search, or exact up to
         ``skhyper.neighbors.AUTO_EXACT_MAX_BANK`` training rows.
     epochs : int or "auto", default="auto"
-        Training epochs; ``"auto"`` gives about 1,500 optimiser steps.
+        Training epochs; ``"auto"`` gives about ``skhyper.training.AUTO_STEPS``
+        optimiser steps.
     batch_size : int, default=256
         Rows per minibatch, for training and inference.
     learning_rate : float, default=1e-3

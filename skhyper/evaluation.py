@@ -455,8 +455,9 @@ def evaluate(
         for other, score in METHODS[key].rescore:
             if res.error:
                 break
-            again = MethodResult(*(getattr(res, f) for f in _SPLIT_FIELDS))
-            again.method = other
+            again = MethodResult(
+                dataset, other, res.n_train, res.n_test, res.n_anomalies, res.d
+            )
             est.set_params(anomaly_score=score)
             t0 = time.perf_counter()
             scores = np.asarray(est.score_samples(X_test), dtype=np.float64)
@@ -468,9 +469,6 @@ def evaluate(
             _report(again, progress)
             out.append(again)
     return out
-
-
-_SPLIT_FIELDS = ("dataset", "method", "n_train", "n_test", "n_anomalies", "d")
 
 
 def _metrics(res: MethodResult, y_test: np.ndarray, scores: np.ndarray) -> None:

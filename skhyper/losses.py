@@ -116,7 +116,7 @@ class HypersphericalRegulariser(torch.nn.Module):
         elif compression == "first":
             mean_target[0] = 1.0
         self.register_buffer("mu_mean_target", mean_target)
-        self.register_buffer("sigma_mean_target", iso_std.clone())
+        # mu's targets (row 0) and sigma's (row 1): spread 0, mean the isotropic std
         self.register_buffer("std_target_both", torch.stack([iso_std, torch.zeros_like(iso_std)]))
         self.register_buffer("mean_target_both", torch.stack([mean_target, iso_std]))
         self.radius = isotropic_radius(n)
@@ -133,25 +133,15 @@ class HypersphericalRegulariser(torch.nn.Module):
 
     def _angular(
         self,
-        cos: torch.Tensor,
-        std_target: torch.Tensor | float,
+        mean: torch.Tensor,
+        std: torch.Tensor,
+        std_target: torch.Tensor,
         mean_target: torch.Tensor,
         mean_weights: torch.Tensor,
     ) -> torch.Tensor:
-        mean, std = batch_stats(cos)
-        spread = (self.beta * d_var(std, std_target)).sum()
-        centre = (self.beta * mean_weights * (mean - mean_target) ** 2).sum()
-        return spread + ALPHA * centre
-
-    def _angular_both(
-        self, mean: torch.Tensor, std: torch.Tensor, weights: torch.Tensor
-    ) -> torch.Tensor:
-        """:meth:`_angular` of mu (row 0) and sigma (row 1) from their batch stats.
-
-        sigma's spread target is 0 and its mean target the isotropic std.
-        """
-        spread = (self.beta * d_var(std, self.std_target_both)).sum(dim=-1)
-        centre = (self.beta * weights * (mean - self.mean_target_both) ** 2).sum(dim=-1)
+        """``L_phi`` from the batch mean and std of angle cosines (last dim: angles)."""
+        spread = (self.beta * d_var(std, std_target)).sum(dim=-1)
+        centre = (self.beta * mean_weights * (mean - mean_target) ** 2).sum(dim=-1)
         return spread + ALPHA * centre
 
     def forward(
@@ -173,11 +163,9 @@ class HypersphericalRegulariser(torch.nn.Module):
         # half the kernel launches, which dominate at these sizes
         r, cos = to_hyperspherical(torch.stack([mu, sigma]))
         mean_c, std_c = batch_stats(cos.transpose(0, 1))  # over the batch: (2, n - 1)
-        if labels is None:
-            phi = self._angular_both(mean_c, std_c, w)
-            phi_mu, phi_sigma = phi[0], phi[1]
-        else:
-            phi_sigma = self._angular_both(mean_c, std_c, w)[1]
+        phi = self._angular(mean_c, std_c, self.std_target_both, self.mean_target_both, w)
+        phi_mu, phi_sigma = phi[0], phi[1]
+        if labels is not None:
             phi_mu = mu.new_zeros(())
             for c in range(n_classes):
                 rows = mu[labels == c]
@@ -185,7 +173,7 @@ class HypersphericalRegulariser(torch.nn.Module):
                     continue
                 _, cos_c = to_hyperspherical(torch.roll(rows, shifts=-c * ROLL_STEP, dims=1))
                 phi_mu = phi_mu + self._angular(
-                    cos_c, self.mu_std_target, self.mu_mean_target, w[0]
+                    *batch_stats(cos_c), self.mu_std_target, self.mu_mean_target, w[0]
                 )
 
         mean_r, std_r = batch_stats(r.transpose(0, 1) * self.radial_scale)  # (2,)
