@@ -276,7 +276,12 @@ def main() -> int:
             parts += [f"## {proto}", "", f"Not run yet (no `{os.path.relpath(md_path, C.REPO)}`).", ""]
             continue
         with open(md_path, encoding="utf-8") as fh:
-            parts.append(fh.read())
+            text = fh.read()
+        # each section is titled by its results file, so tagged runs of one
+        # protocol (fmnist, fmnist_conv, fmnist_paper) stay apart
+        if text.startswith("## "):
+            text = f"## {proto}" + text[text.index("\n"):]
+        parts.append(text)
         if plt is None or not os.path.exists(csv_path):
             continue
         rows = C.read_csv(csv_path)
