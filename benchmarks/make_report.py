@@ -23,8 +23,11 @@ from skhyper import evaluation as E
 DOC = os.path.join(C.REPO, "doc")
 IMG = os.path.join(DOC, "img")
 PROTOCOLS = ["tabular", "embeddings", "fmnist", "fmnist_conv", "classcond", "embeddings_paper",
-             "fmnist_paper", "tune_compvae", "step_cost", "twosample", "sparker_speed",
-             "knn_backends", "memory", "dask_scale"]
+             "fmnist_paper", "tune_compvae", "step_cost", "twosample", "twosample_fresh",
+             "sparker_speed", "knn_backends", "memory", "dask_scale"]
+# two-sample results files: the draws SparKer's defaults were chosen on, and a run
+# on fresh draws (bench_twosample.py --seed-offset 1000 --tag fresh)
+TWOSAMPLE = ("twosample", "twosample_fresh")
 ONE_CLASS = ("tabular", "embeddings", "fmnist", "fmnist_conv")
 
 
@@ -81,7 +84,7 @@ def roc_plot(roc, protocol, tag, plt) -> str | None:
     return name
 
 
-def power_plot(rows, tag, plt) -> str | None:
+def power_plot(rows, protocol, tag, plt) -> str | None:
     cases = list(dict.fromkeys(r["case"] for r in rows))
     if not cases:
         return None
@@ -98,10 +101,59 @@ def power_plot(rows, tag, plt) -> str | None:
         ax.set_ylim(-0.02, 1.02)
         ax.legend(fontsize=7)
     fig.tight_layout()
-    name = f"twosample{'_' + tag if tag else ''}_power.png"
+    name = f"{protocol}{'_' + tag if tag else ''}_power.png"
     fig.savefig(os.path.join(IMG, name), dpi=110)
     plt.close(fig)
     return name
+
+
+def twosample_targets(rows, proto: str) -> list[str]:
+    """Target lines of one two-sample results file; those of a file other than
+    ``twosample`` (the fresh draws) name its seeds."""
+    out: list[str] = []
+
+    def line(name, measured, ok):
+        out.append(f"| {name} | {measured} | {'yes' if ok else 'no'} |")
+
+    label = "two-sample"
+    if proto != "twosample":
+        offs = sorted({int(r["seed_offset"]) for r in rows
+                       if np.isfinite(C._value(r, "seed_offset"))})
+        draws = max(int(r["draws"]) for r in rows)
+        seeds = ", ".join(f"{o}..{o + draws - 1}" for o in offs) or "?"
+        label = f"two-sample, seeds {seeds},"
+    by = {(r["case"], r["eps"], r["method"]): r for r in rows}
+    for case in dict.fromkeys(r["case"] for r in rows):
+        eps = sorted({r["eps"] for r in rows if r["case"] == case and r["eps"] > 0})
+        wins = [by[(case, e, "sparker")]["power"] >
+                max(by[(case, e, m)]["power"] for m in ("c2st", "mmd")) for e in eps]
+        line(f"{label} {case}: SparKer power above C2ST and MMD at every eps > 0",
+             ", ".join(f"{e:g}: {by[(case, e, 'sparker')]['power']:.2f} vs "
+                       f"{by[(case, e, 'c2st')]['power']:.2f} / "
+                       f"{by[(case, e, 'mmd')]['power']:.2f}" for e in eps),
+             all(wins))
+        null = by.get((case, 0.0, "sparker"))
+        if null is not None:
+            # 95% upper binomial bound of the rejection count for a valid test
+            draws = int(null["draws"])
+            bound = int(binom.ppf(0.975, draws, 0.05)) / draws
+            line(f"{label} {case}: SparKer rejection rate at eps = 0 within "
+                 "binomial noise of 0.05",
+                 f"{null['power']:.2f} (bound {bound:.2f} at {draws} draws)",
+                 null["power"] <= bound)
+    for case in dict.fromkeys(r["case"] for r in rows):
+        e = max(r["eps"] for r in rows if r["case"] == case)
+        r = by.get((case, e, "sparker"))
+        k = r.get("kernel_on_injected", float("nan")) if r else float("nan")
+        if k == k:
+            line(f"{label} {case} at eps = {e:g}: SparKer's top positive kernel on the "
+                 "injected population in most draws", f"{k:.2f} of draws", k > 0.5)
+    for case, e in (("bump", 0.02), ("cms", 0.01)):
+        r = by.get((case, e, "sparker"))
+        if r is not None:
+            line(f"{label} {case} at eps = {e:g}: SparKer power at least 0.8",
+                 f"{r['power']:.2f}", r["power"] >= 0.8)
+    return out
 
 
 def targets(tag: str) -> list[str]:
@@ -174,41 +226,13 @@ def targets(tag: str) -> list[str]:
              "of the pixel peers", f"{by['compvae_cc']:.3f} vs {C.LABELS[best]} "
              f"{by[best]:.3f} ({by['compvae_cc'] - by[best]:+.3f})",
              by["compvae_cc"] > by[best])
-    rows = load("twosample")
-    if rows is None:
-        out.append("| twosample | not run | – |")
-    else:
-        by = {(r["case"], r["eps"], r["method"]): r for r in rows}
-        for case in dict.fromkeys(r["case"] for r in rows):
-            eps = sorted({r["eps"] for r in rows if r["case"] == case and r["eps"] > 0})
-            wins = [by[(case, e, "sparker")]["power"] >
-                    max(by[(case, e, m)]["power"] for m in ("c2st", "mmd")) for e in eps]
-            line(f"two-sample {case}: SparKer power above C2ST and MMD at every eps > 0",
-                 ", ".join(f"{e:g}: {by[(case, e, 'sparker')]['power']:.2f} vs "
-                           f"{by[(case, e, 'c2st')]['power']:.2f} / "
-                           f"{by[(case, e, 'mmd')]['power']:.2f}" for e in eps),
-                 all(wins))
-            null = by.get((case, 0.0, "sparker"))
-            if null is not None:
-                # 95% upper binomial bound of the rejection count for a valid test
-                draws = int(null["draws"])
-                bound = int(binom.ppf(0.975, draws, 0.05)) / draws
-                line(f"two-sample {case}: SparKer rejection rate at eps = 0 within "
-                     "binomial noise of 0.05",
-                     f"{null['power']:.2f} (bound {bound:.2f} at {draws} draws)",
-                     null["power"] <= bound)
-        for case in dict.fromkeys(r["case"] for r in rows):
-            e = max(r["eps"] for r in rows if r["case"] == case)
-            r = by.get((case, e, "sparker"))
-            k = r.get("kernel_on_injected", float("nan")) if r else float("nan")
-            if k == k:
-                line(f"two-sample {case} at eps = {e:g}: SparKer's top positive kernel on the "
-                     "injected population in most draws", f"{k:.2f} of draws", k > 0.5)
-        for case, e in (("bump", 0.02), ("cms", 0.01)):
-            r = by.get((case, e, "sparker"))
-            if r is not None:
-                line(f"two-sample {case} at eps = {e:g}: SparKer power at least 0.8",
-                     f"{r['power']:.2f}", r["power"] >= 0.8)
+    for proto in TWOSAMPLE:
+        rows = load(proto)
+        if rows is None:
+            if proto == "twosample":
+                out.append("| twosample | not run | – |")
+            continue
+        out += twosample_targets(rows, proto)
     rows = load("sparker_speed")
     if rows:
         sec = rows[0]["seconds"]
@@ -292,8 +316,8 @@ def main() -> int:
             if os.path.exists(js):
                 with open(js, encoding="utf-8") as fh:
                     imgs.append(roc_plot(json.load(fh).get("roc"), proto, args.tag, plt))
-        elif proto == "twosample":
-            imgs.append(power_plot(rows, args.tag, plt))
+        elif proto in TWOSAMPLE:
+            imgs.append(power_plot(rows, proto, args.tag, plt))
         parts += [f"![{i}](img/{i})" for i in imgs if i] + [""]
     with open(args.out, "w", encoding="utf-8") as fh:
         fh.write("\n".join(parts))
