@@ -62,14 +62,16 @@ def _rows_product(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     run; a fit is chaotic enough that those bits change the fitted
     statistic. Here each block of ``_ROW_BLOCK`` rows is one small product
     and the blocks are summed along a batch dimension, both independent of
-    the thread count.
+    the thread count. ``a`` is the narrow operand (its blocks are copied
+    transposed); ``b``, the wide one, must be contiguous (its blocks are
+    views).
     """
     n = a.shape[0]
     full = n - n % _ROW_BLOCK
     out = torch.zeros(a.shape[1], b.shape[1], dtype=a.dtype, device=a.device)
     if full:
-        blocks_a = a[:full].view(-1, _ROW_BLOCK, a.shape[1]).transpose(1, 2)
-        blocks_b = b[:full].reshape(-1, _ROW_BLOCK, b.shape[1])
+        blocks_a = a[:full].reshape(-1, _ROW_BLOCK, a.shape[1]).transpose(1, 2)
+        blocks_b = b[:full].view(-1, _ROW_BLOCK, b.shape[1])
         out += torch.bmm(blocks_a, blocks_b).sum(0)
     if full < n:
         out += a[full:].T @ b[full:]
@@ -123,15 +125,17 @@ class KernelEnsemble(nn.Module):
     def loss_and_grad(
         self,
         X_aug: torch.Tensor,
-        w_data: torch.Tensor,
-        w_ref: torch.Tensor,
-        ratio: torch.Tensor,
+        data_rows: torch.Tensor,
+        ref_rows: torch.Tensor,
         width: float,
         chunk_size: int,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """NP loss per toy and its exact gradient, for all toys at once.
 
-        ``L_t = ratio_t sum_i w_ref[t,i] (e^f - 1) - sum_i w_data[t,i] f``.
+        ``data_rows`` and ``ref_rows`` (N, T) hold each row's weight in each
+        toy, row-major; the reference weights are already multiplied by the
+        toy's ratio N_D / N_R (see :func:`row_weights`), so that
+        ``L_t = sum_i ref_rows[i,t] (e^f - 1) - sum_i data_rows[i,t] f``.
         The gradient is written out by hand (it is short) so that rows can be
         processed in chunks without autograd keeping every chunk alive.
 
@@ -140,37 +144,54 @@ class KernelEnsemble(nn.Module):
         a = self.amplitudes
         mu = self.centers
         T, M, d = mu.shape
-        # rows x (toys * kernels): one GEMM gives every toy's log kernels
-        mu_aug = _augment_centers(mu, width).reshape(T * M, d + 2).T.contiguous()
+        # one GEMM gives every toy's log kernels, laid out (row, kernel, toy):
+        # the per-(row, toy) factors then broadcast over a middle dimension
+        # and the sums over kernels add M contiguous slabs, both far cheaper
+        # on the CPU than with the M kernels innermost
+        mu_aug = _augment_centers(mu, width).transpose(0, 1).reshape(M * T, d + 2).T.contiguous()
+        a_kt = a.T.contiguous()  # (M, T)
         loss = torch.zeros(T, dtype=torch.float64, device=mu.device)
-        g_a = torch.zeros(T, M, dtype=mu.dtype, device=mu.device)
-        hx = torch.zeros(T * M, d, dtype=mu.dtype, device=mu.device)
-        hsum = torch.zeros(T, M, dtype=mu.dtype, device=mu.device)
-        two_a = 2.0 * a
+        # row sums of c g [x, 1] and of c f p [x, 1], shape (d + 1, M * T)
+        cg_x = torch.zeros(d + 1, M * T, dtype=mu.dtype, device=mu.device)
+        cfp_x = torch.zeros_like(cg_x)
         for start in range(0, X_aug.shape[0], chunk_size):
             sl = slice(start, start + chunk_size)
             xa = X_aug[sl]
             n = xa.shape[0]
-            # the floor keeps exp() out of float32 denormals (very slow on CPU);
-            # e^-40 is far below anything that moves the loss
-            ell = torch.matmul(xa, mu_aug).clamp_(LOG_FLOOR, 0.0).view(n, T, M)
-            lse = torch.logsumexp(ell, dim=-1, keepdim=True)
-            p = torch.exp(ell - lse)
-            g = ell.mul_(2.0).sub_(lse).exp_()  # exp(2l - lse), reuses ell
-            f = (g * a).sum(-1)  # (n, T)
-            wd, wr = w_data[:, sl].T, w_ref[:, sl].T
+            # the floor keeps exp() out of float32 denormals (very slow on
+            # CPU); e^-40 is far below anything that moves the loss, and its
+            # square still a normal float32. k = e^l, p = k / sum k, and
+            # g = p k = exp(2 l - logsumexp l), without a logsumexp
+            k = torch.matmul(xa, mu_aug).clamp_(LOG_FLOOR, 0.0).exp_().view(n, M, T)
+            p = k * k.sum(1, keepdim=True).reciprocal_()
+            g = k.mul_(p)
+            f = g[:, 0] * a_kt[0]
+            for j in range(1, M):
+                f.addcmul_(g[:, j], a_kt[j])
+            wd, wr = data_rows[sl], ref_rows[sl]
             ef = torch.exp(f)
-            loss += (ratio * wr * (ef - 1.0) - wd * f).sum(0, dtype=torch.float64)
-            c = ratio * wr * ef - wd  # dL/df, (n, T)
-            cg = g.mul_(c.unsqueeze(-1))
-            g_a += cg.sum(0)
-            # dL/dl_j = c (2 a_j g_j - f p_j)
-            h = cg.mul_(two_a).sub_(p.mul_((c * f).unsqueeze(-1)))
-            hsum += h.sum(0)
-            hx += _rows_product(h.view(n, T * M), xa[:, :d])
+            loss += (wr * (ef - 1.0) - wd * f).sum(0, dtype=torch.float64)
+            c = wr * ef - wd  # dL/df, (n, T)
+            x1 = xa[:, : d + 1]
+            cg_x += _rows_product(x1, g.mul_(c.unsqueeze(1)).view(n, M * T))
+            cfp_x += _rows_product(x1, p.mul_((c * f).unsqueeze(1)).view(n, M * T))
+        # dL/dl_j = c (2 a_j g_j - f p_j); the ones column gives its row sum
+        h = cg_x * (2.0 * a_kt.reshape(1, M * T)) - cfp_x
+        hx = h[:d].T.reshape(M, T, d).transpose(0, 1)
+        hsum = h[d].view(M, T).T
         inv = 1.0 / (width * width)
-        grad_mu = (hx.view(T, M, d) - hsum.unsqueeze(-1) * mu) * inv
-        return loss, grad_mu, g_a
+        grad_mu = (hx - hsum.unsqueeze(-1) * mu) * inv
+        return loss, grad_mu, cg_x[d].view(M, T).T.contiguous()
+
+
+def row_weights(
+    w_data: torch.Tensor, w_ref: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Toys' (T, N) data and reference weights as the row-major (N, T) pair
+    :meth:`KernelEnsemble.loss_and_grad` takes, the reference's scaled by
+    each toy's ratio ``sum(w_data) / sum(w_ref)``."""
+    ratio = w_data.sum(1, keepdim=True) / w_ref.sum(1, keepdim=True)
+    return w_data.T.contiguous(), (w_ref * ratio).T.contiguous()
 
 
 @torch.no_grad()
@@ -340,7 +361,7 @@ def train_kernels(
         stages = np.where(widths == widths[-1], 0, -1)
     n_scales = int(stages.max()) + 1
     model = KernelEnsemble(init_centers)
-    ratio = w_data.sum(1) / w_ref.sum(1)
+    data_rows, ref_rows = row_weights(w_data, w_ref)
     X_aug = _augment(X)
     opt = torch.optim.Adam(
         [
@@ -364,7 +385,7 @@ def train_kernels(
     history = np.empty((len(widths), T))
     for step, width in enumerate(widths):
         loss, g_mu, g_a = model.loss_and_grad(
-            X_aug, w_data, w_ref, ratio, float(width), chunk_size
+            X_aug, data_rows, ref_rows, float(width), chunk_size
         )
         history[step] = loss.cpu().numpy()
         if stages[step] >= 0:
@@ -377,6 +398,6 @@ def train_kernels(
         if callback is not None:
             callback(step, loss)
     # the last update is evaluated too, so the final iterate can win
-    loss, _, _ = model.loss_and_grad(X_aug, w_data, w_ref, ratio, float(held[-1]), chunk_size)
+    loss, _, _ = model.loss_and_grad(X_aug, data_rows, ref_rows, float(held[-1]), chunk_size)
     keep_best(n_scales - 1, loss)
     return KernelFit(best_mu, best_a, held, best_loss, history)
