@@ -232,14 +232,19 @@ def kmeans_plus_plus(
     weights: torch.Tensor,
     n_kernels: int,
     generator: torch.Generator,
+    first: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Weighted k-means++ seeding for every toy at once.
 
     ``weights`` has shape (T, N) (a toy's data weights); returns (T, M, d).
+    ``first`` (T,) fixes each toy's first centre (default: drawn ~ weights).
     """
     T = weights.shape[0]
     x2 = (X * X).sum(1)
-    idx = torch.multinomial(weights, 1, generator=generator).squeeze(1)
+    if first is None:
+        idx = torch.multinomial(weights, 1, generator=generator).squeeze(1)
+    else:
+        idx = first
     chosen = [X[idx]]
     dmin = (x2.unsqueeze(0) - 2.0 * chosen[0] @ X.T + (chosen[0] ** 2).sum(1, keepdim=True)).clamp_min_(0.0)
     for _ in range(1, n_kernels):
@@ -253,6 +258,68 @@ def kmeans_plus_plus(
         dist = (x2.unsqueeze(0) - 2.0 * c @ X.T + (c * c).sum(1, keepdim=True)).clamp_min_(0.0)
         dmin = torch.minimum(dmin, dist)
     return torch.stack(chosen, dim=1).reshape(T, n_kernels, X.shape[1])
+
+
+def pooled_neighbours(
+    X: torch.Tensor, weights: torch.Tensor, n_candidates: int, n_neighbours: int,
+    generator: torch.Generator, chunk_size: int = 256,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Candidate rows and their nearest rows in X, themselves included.
+
+    Up to ``n_candidates`` rows are drawn with probability ~ ``weights``
+    (N,) without replacement; for each, the ``n_neighbours`` nearest rows
+    (Euclidean; the candidate is its own nearest). Nothing here depends on
+    which rows are data, so one graph serves the observed split and every
+    toy. Returns the candidates' indices (C,), their neighbours' indices
+    (C, k) and squared distances (C, k).
+    """
+    n_c = int(min(n_candidates, int((weights > 0).sum())))
+    cand = torch.multinomial(weights, n_c, replacement=False, generator=generator)
+    k = int(min(n_neighbours, X.shape[0]))
+    x2 = (X * X).sum(1)
+    idx, dist = [], []
+    for start in range(0, n_c, chunk_size):
+        c = cand[start : start + chunk_size]
+        d2 = (x2[c, None] - 2.0 * X[c] @ X.T + x2[None, :]).clamp_min_(0.0)
+        d2[torch.arange(len(c), device=X.device), c] = 0.0
+        near = torch.topk(d2, k, dim=1, largest=False)
+        idx.append(near.indices)
+        dist.append(near.values)
+    return cand, torch.cat(idx), torch.cat(dist)
+
+
+def excess_seeding(
+    X: torch.Tensor,
+    w_data: torch.Tensor,
+    w_ref: torch.Tensor,
+    candidates: torch.Tensor,
+    neighbours: torch.Tensor,
+    sq_distances: torch.Tensor,
+    width: float,
+    n_kernels: int,
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """k-means++ seeding on the candidate rows, by the excess a kernel there would explain.
+
+    A kernel of ``width`` centred on candidate c with amplitude zero has the
+    loss gradient ``-sum_j (w_data[j] - ratio * w_ref[j]) k(x_c, x_j)``
+    (ratio = the toy's N_D / N_R): its *excess*, here summed over c's
+    nearest rows. Toy t seeds its first kernel on the candidate of largest
+    excess and the others with weight ~ excess**2 (k-means++'s distance
+    factor spreading them); a toy with no positive excess falls back to
+    plain weighted k-means++ on its data rows. In high dimension a kernel
+    cannot travel far during training (a centre moves by about the learning
+    rate per coordinate and step), so it must start near an over-density to
+    find it. Returns (T, M, d).
+    """
+    ratio = w_data.sum(1, keepdim=True) / w_ref.sum(1, keepdim=True)  # (T, 1)
+    k = torch.exp(-sq_distances / (2.0 * width * width))  # (C, k)
+    net = w_data - ratio * w_ref  # (T, N)
+    excess = (net[:, neighbours] * k).sum(-1).clamp_min(0.0)  # (T, C)
+    seed_w = excess * excess
+    if bool((seed_w.sum(1) <= 0).any()):
+        return kmeans_plus_plus(X, w_data, n_kernels, generator)
+    return kmeans_plus_plus(X[candidates], seed_w, n_kernels, generator, first=seed_w.argmax(1))
 
 
 def random_rows(
@@ -343,6 +410,7 @@ def train_kernels(
     chunk_size: int = 4096,
     center_lr: float | None = None,
     callback: Callable[[int, torch.Tensor], None] | None = None,
+    reseed: Callable[[float], torch.Tensor] | None = None,
 ) -> KernelFit:
     """Full-batch Adam on (centres, amplitudes) of T toys at once.
 
@@ -355,6 +423,10 @@ def train_kernels(
     kept per toy, so each returned loss is a minimum, not the last iterate.
     With ``positive`` the amplitudes are clipped to [0, clip] instead: the
     model can only describe excesses of the data over the reference.
+    With ``reseed``, each later scale starts afresh: when its annealing
+    begins, the centres are set to ``reseed(its held width)`` (T, M, d), the
+    amplitudes to zero and the optimiser's state is cleared, so each scale
+    is its own fit rather than a continuation of the broader one.
     """
     widths = np.asarray(widths, dtype=np.float64)
     if stages is None:
@@ -363,13 +435,17 @@ def train_kernels(
     model = KernelEnsemble(init_centers)
     data_rows, ref_rows = row_weights(w_data, w_ref)
     X_aug = _augment(X)
-    opt = torch.optim.Adam(
-        [
-            {"params": [model.centers], "lr": learning_rate if center_lr is None else center_lr},
-            {"params": [model.amplitudes]},
-        ],
-        lr=learning_rate,
-    )
+
+    def optimiser() -> torch.optim.Adam:
+        return torch.optim.Adam(
+            [
+                {"params": [model.centers], "lr": learning_rate if center_lr is None else center_lr},
+                {"params": [model.amplitudes]},
+            ],
+            lr=learning_rate,
+        )
+
+    opt = optimiser()
     T = model.n_toys
     held = np.array([widths[np.flatnonzero(stages == s)[0]] for s in range(n_scales)])
     best_loss = torch.full((n_scales, T), math.inf, dtype=torch.float64, device=X.device)
@@ -384,6 +460,11 @@ def train_kernels(
 
     history = np.empty((len(widths), T))
     for step, width in enumerate(widths):
+        if reseed is not None and step > 0 and 0 <= stages[step - 1] != stages[step]:
+            with torch.no_grad():
+                model.centers.copy_(reseed(float(held[stages[step - 1] + 1])))
+                model.amplitudes.zero_()
+            opt = optimiser()
         loss, g_mu, g_a = model.loss_and_grad(
             X_aug, data_rows, ref_rows, float(width), chunk_size
         )

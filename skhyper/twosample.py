@@ -23,7 +23,9 @@ from ._torch import make_generator, seed_of, to_tensor, usable_device
 from .kernels import (
     KernelFit,
     held_widths,
+    excess_seeding,
     kmeans_plus_plus,
+    pooled_neighbours,
     value_histogram,
     random_rows,
     train_kernels,
@@ -43,6 +45,9 @@ _DISTANCE_ROWS = 1000
 CALIBRATIONS = ("permutation", "reference")
 # levels of f (over [-clip, clip]) at which the toys' per-row excesses are counted
 N_EXCESS_LEVELS = 1001
+# init="excess": candidate rows for the seeds, and neighbours that measure
+# each one's local share of data
+EXCESS_CANDIDATES, EXCESS_NEIGHBOURS = 2000, 20
 # total data weight below which the loss's gradients shrink towards Adam's
 # epsilon (1e-8) and the kernels stop training; above which float32 overflows
 _MIN_TOTAL_WEIGHT, _MAX_TOTAL_WEIGHT = 1e-3, 1e30
@@ -60,7 +65,7 @@ class SparKerOptions:
     width_end: float | tuple[float, ...] = (0.6, 0.1)
     anneal_fraction: float = 0.5
     n_restarts: int = 1
-    init: str = "k-means++"
+    init: str = "excess"
     preprocessing: str = "standard"
     positive_amplitudes: bool = False
     chunk_size: int = 4096
@@ -209,6 +214,11 @@ class _Problem:
     widths: np.ndarray
     stages: np.ndarray
     device: str
+    # init="excess": candidate rows (C,), their neighbours and squared
+    # distances (C, k)
+    candidates: np.ndarray | None = None
+    neighbours: np.ndarray | None = None
+    sq_distances: np.ndarray | None = None
 
 
 def _fit_splits(
@@ -230,19 +240,38 @@ def _fit_splits(
     Z = torch.from_numpy(problem.Z).to(device)
     omega = torch.from_numpy(problem.omega).to(device)
     gens = [make_generator(seed, device) for seed in seeds]
-    seed_rows = kmeans_plus_plus if opts.init == "k-means++" else random_rows
-    w_data, w_ref, init = [], [], []
+    if opts.init == "excess":
+        graph = [
+            torch.from_numpy(a).to(device)
+            for a in (problem.candidates, problem.neighbours, problem.sq_distances)
+        ]
+    held = held_widths_of(problem.widths, problem.stages)
+    splits_data, splits_ref, init = [], [], []
     for gen in gens:
         wd, wr = split_weights(omega, problem.n_d, calibration, gen)
-        wd = wd.unsqueeze(0).repeat(opts.n_restarts, 1)
-        w_data.append(wd)
-        w_ref.append(wr.unsqueeze(0).repeat(opts.n_restarts, 1))
-        init.append(seed_rows(Z, wd, opts.n_kernels, gen))
-    w_data = torch.cat(w_data)
+        splits_data.append(wd.unsqueeze(0).repeat(opts.n_restarts, 1))
+        splits_ref.append(wr.unsqueeze(0).repeat(opts.n_restarts, 1))
+        if opts.init == "k-means++":
+            init.append(kmeans_plus_plus(Z, splits_data[-1], opts.n_kernels, gen))
+        elif opts.init == "random":
+            init.append(random_rows(Z, splits_data[-1], opts.n_kernels, gen))
+
+    reseed = None
+    if opts.init == "excess":
+        # each scale seeded for its own width, where a kernel there would
+        # explain the most excess: in high dimension kernels barely travel
+        def reseed(width: float) -> torch.Tensor:
+            return torch.cat([
+                excess_seeding(Z, wd, wr, *graph, width, opts.n_kernels, gen)
+                for wd, wr, gen in zip(splits_data, splits_ref, gens)
+            ])
+
+        init = [reseed(float(held[0]))]
+    w_data = torch.cat(splits_data)
     fit = train_kernels(
         Z,
         w_data,
-        torch.cat(w_ref),
+        torch.cat(splits_ref),
         torch.cat(init),
         widths=problem.widths,
         stages=problem.stages,
@@ -254,8 +283,14 @@ def _fit_splits(
         # sqrt(d); hold it at its size in 8 dimensions
         center_lr=opts.learning_rate * min(1.0, math.sqrt(8.0 / Z.shape[1])),
         callback=callback,
+        reseed=reseed,
     )
     return fit, w_data
+
+
+def held_widths_of(widths: np.ndarray, stages: np.ndarray) -> np.ndarray:
+    """The held width of each scale, broad to narrow."""
+    return np.array([widths[np.flatnonzero(stages == s)[0]] for s in range(int(stages.max()) + 1)])
 
 
 def _toy_seeds(seeds: np.random.SeedSequence, n_toys: int) -> list[int]:
@@ -328,8 +363,21 @@ def run_sparker(
     widths, stages = width_schedule(
         options.width_start * scale, ends * scale, options.n_steps, options.anneal_fraction
     )
+    candidates = neighbours = sq_distances = None
+    if options.init == "excess":
+        # one neighbour graph of the pooled rows, whatever the labels, for
+        # the observed split and every toy
+        graph_seed = seed_of(np.random.SeedSequence(seeds.entropy, spawn_key=(*seeds.spawn_key, 2)))
+        candidates, neighbours, sq_distances = (
+            a.cpu().numpy()
+            for a in pooled_neighbours(
+                Z, omega, EXCESS_CANDIDATES, EXCESS_NEIGHBOURS,
+                make_generator(graph_seed, device),
+            )
+        )
     problem = _Problem(
-        Z.cpu().numpy(), omega.cpu().numpy(), n_d, options, widths, stages, str(device)
+        Z.cpu().numpy(), omega.cpu().numpy(), n_d, options, widths, stages, str(device),
+        candidates, neighbours, sq_distances,
     )
     observed, _ = _fit_splits(problem, None, [observed_seed], callback)
     losses, histories = [observed.loss.cpu().numpy().astype(np.float64)], [observed.history]

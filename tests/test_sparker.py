@@ -91,6 +91,53 @@ def test_toys_are_one_batched_program(monkeypatch):
         np.testing.assert_allclose(single.centers[:, 0], batched.centers[:, t], atol=1e-4)
 
 
+def test_excess_seeding_starts_on_the_data_only_clump():
+    """The first seed sits where data exceed the reference, not where data are dense.
+
+    Reference and data share a dense cluster in proportion (no excess there,
+    though it holds the most data rows) and the data alone hold a smaller
+    clump: the clump explains the excess.
+    """
+    gen = torch.Generator().manual_seed(0)
+    rng = np.random.default_rng(0)
+    shared, clump = np.array([-3.0, -3.0]), np.array([3.0, 3.0])
+    R = np.r_[rng.normal(size=(1000, 2)), shared + 0.05 * rng.normal(size=(1000, 2))]
+    D = np.r_[
+        rng.normal(size=(200, 2)),
+        shared + 0.05 * rng.normal(size=(200, 2)),  # the reference's proportion
+        clump + 0.05 * rng.normal(size=(30, 2)),  # data only
+    ]
+    X = torch.from_numpy(np.r_[D, R]).float()
+    wd = torch.zeros(1, len(X))
+    wd[0, : len(D)] = 1.0
+    graph = kern.pooled_neighbours(X, torch.ones(len(X)), len(X), 400, gen)
+    seeds = kern.excess_seeding(X, wd, 1.0 - wd, *graph, 0.3, 4, gen)
+    assert torch.linalg.norm(seeds[0, 0] - torch.from_numpy(clump).float()) < 0.3
+
+
+def test_reseed_restarts_each_later_scale():
+    """With a zero rate nothing moves: each scale keeps exactly its own seeds."""
+    gen = torch.Generator().manual_seed(2)
+    N, d, M, T = 200, 3, 2, 2
+    X = torch.randn(N, d, generator=gen)
+    is_data = torch.rand(T, N, generator=gen) < 0.3
+    wd, wr = is_data.float(), (~is_data).float()
+    init = torch.randn(T, M, d, generator=gen)
+    later = torch.randn(T, M, d, generator=gen)
+    widths, stages = width_schedule(2.0, [1.0, 0.5], 20, 0.5)
+    asked = []
+
+    def reseed(width):
+        asked.append(width)
+        return later
+
+    fit = train_kernels(X, wd, wr, init, widths=widths, stages=stages, learning_rate=0.0,
+                        clip=5.0, reseed=reseed)
+    assert asked == [0.5]
+    torch.testing.assert_close(fit.centers[0], init)
+    torch.testing.assert_close(fit.centers[1], later)
+
+
 def test_width_schedule_anneals_then_holds():
     w, stage = width_schedule(2.0, 0.2, 10, 0.5)
     assert w[0] == 2.0 and np.all(w[4:] == 0.2) and np.all(np.diff(w) <= 0)
@@ -214,6 +261,27 @@ def test_reference_calibration_and_high_dimension():
     model(Z, det.width_).sum().backward()
     assert torch.isfinite(model.centers.grad).all()
     assert torch.isfinite(model.amplitudes.grad).all()
+
+
+
+def test_high_dimension_clump_found_with_defaults():
+    """d = 500, 20 of 300 data rows in a tight clump: the default seeding starts a
+    kernel on the clump (a kernel cannot travel there in 500 dimensions), so the
+    test rejects and the top kernel's term singles the clump out."""
+    rng = np.random.default_rng(5)
+    d = 500
+    ref = rng.normal(size=(900, d))
+    data = rng.normal(size=(300, d))
+    centre = np.zeros(d)
+    centre[:2] = 1.5
+    data[:20] = centre + 0.1 * rng.normal(size=(20, d))
+    det = SparKerDetector(n_permutations=19, random_state=0).fit(data, X_ref=ref)
+    assert det.pvalue_ <= 0.05
+    terms = det.kernel_terms(data)
+    labels = np.r_[np.ones(20), np.zeros(280)]
+    top = int(np.argmax(terms[:20].sum(0)))
+    assert det.amplitudes_[top] > 0
+    assert roc_auc_score(labels, terms[:, top]) >= 0.95
 
 
 def test_unsupervised_mode_flags_a_dense_cluster():
