@@ -262,7 +262,7 @@ def kmeans_plus_plus(
 
 def pooled_neighbours(
     X: torch.Tensor, weights: torch.Tensor, n_candidates: int, n_neighbours: int,
-    generator: torch.Generator, chunk_size: int = 256,
+    generator: torch.Generator,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Candidate rows and their nearest rows in X, themselves included.
 
@@ -278,6 +278,8 @@ def pooled_neighbours(
     k = int(min(n_neighbours, X.shape[0]))
     x2 = (X * X).sum(1)
     idx, dist = [], []
+    # candidates per block, so that a block's distances stay near 2**22 numbers
+    chunk_size = max(1, 2**22 // X.shape[0])
     for start in range(0, n_c, chunk_size):
         c = cand[start : start + chunk_size]
         d2 = (x2[c, None] - 2.0 * X[c] @ X.T + x2[None, :]).clamp_min_(0.0)
@@ -385,6 +387,11 @@ def width_schedule(
     return widths, stage
 
 
+def scale_widths(widths: np.ndarray, stages: np.ndarray) -> np.ndarray:
+    """The held width of each scale of a schedule (see :func:`width_schedule`)."""
+    return np.array([widths[np.flatnonzero(stages == s)[0]] for s in range(int(stages.max()) + 1)])
+
+
 @dataclass
 class KernelFit:
     """Result of :func:`train_kernels`: per held width (scale) S and toy T."""
@@ -447,7 +454,7 @@ def train_kernels(
 
     opt = optimiser()
     T = model.n_toys
-    held = np.array([widths[np.flatnonzero(stages == s)[0]] for s in range(n_scales)])
+    held = scale_widths(widths, stages)
     best_loss = torch.full((n_scales, T), math.inf, dtype=torch.float64, device=X.device)
     best_mu = model.centers.detach().unsqueeze(0).repeat(n_scales, 1, 1, 1)
     best_a = model.amplitudes.detach().unsqueeze(0).repeat(n_scales, 1, 1)

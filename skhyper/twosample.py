@@ -22,13 +22,14 @@ from scipy.special import ndtri
 from ._torch import make_generator, seed_of, to_tensor, usable_device
 from .kernels import (
     KernelFit,
-    held_widths,
     excess_seeding,
+    held_widths,
     kmeans_plus_plus,
     pooled_neighbours,
-    value_histogram,
     random_rows,
+    scale_widths,
     train_kernels,
+    value_histogram,
     width_schedule,
 )
 from .preprocessing import InputTransform
@@ -45,8 +46,8 @@ _DISTANCE_ROWS = 1000
 CALIBRATIONS = ("permutation", "reference")
 # levels of f (over [-clip, clip]) at which the toys' per-row excesses are counted
 N_EXCESS_LEVELS = 1001
-# init="excess": candidate rows for the seeds, and neighbours that measure
-# each one's local share of data
+# init="excess": candidate rows for the seeds, and how many of each one's
+# nearest pooled rows its excess is summed over
 EXCESS_CANDIDATES, EXCESS_NEIGHBOURS = 2000, 20
 # total data weight below which the loss's gradients shrink towards Adam's
 # epsilon (1e-8) and the kernels stop training; above which float32 overflows
@@ -245,7 +246,7 @@ def _fit_splits(
             torch.from_numpy(a).to(device)
             for a in (problem.candidates, problem.neighbours, problem.sq_distances)
         ]
-    held = held_widths_of(problem.widths, problem.stages)
+    held = scale_widths(problem.widths, problem.stages)
     splits_data, splits_ref, init = [], [], []
     for gen in gens:
         wd, wr = split_weights(omega, problem.n_d, calibration, gen)
@@ -286,11 +287,6 @@ def _fit_splits(
         reseed=reseed,
     )
     return fit, w_data
-
-
-def held_widths_of(widths: np.ndarray, stages: np.ndarray) -> np.ndarray:
-    """The held width of each scale, broad to narrow."""
-    return np.array([widths[np.flatnonzero(stages == s)[0]] for s in range(int(stages.max()) + 1)])
 
 
 def _toy_seeds(seeds: np.random.SeedSequence, n_toys: int) -> list[int]:
