@@ -308,8 +308,11 @@ def excess_seeding(
     (ratio = the toy's N_D / N_R): its *excess*, here summed over c's
     nearest rows. Toy t seeds its first kernel on the candidate of largest
     excess and the others with weight ~ excess**2 (k-means++'s distance
-    factor spreading them); a toy with no positive excess falls back to
-    plain weighted k-means++ on its data rows. In high dimension a kernel
+    factor spreading them); candidates are pooled rows, data or reference
+    alike, since a centre need not sit on a data row. If some toy has no
+    positive excess, every toy of the call falls back to plain
+    weighted k-means++ on its data rows (the estimator calls this once per
+    split, its restarts sharing its weights). In high dimension a kernel
     cannot travel far during training (a centre moves by about the learning
     rate per coordinate and step), so it must start near an over-density to
     find it. Returns (T, M, d).
