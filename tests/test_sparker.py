@@ -239,8 +239,8 @@ def test_reference_calibration_and_high_dimension():
     ref = rng.normal(size=(1500, d))
     data = rng.normal(size=(150, d))
     data[:15] = 3.0 * np.eye(d)[0] + 0.3 * rng.normal(size=(15, d))
-    # one narrow held width: in d = 1000 the default broad width picks up the
-    # shift of D's mean but does not localise the rows (doc/sparker.md)
+    # one narrow held width and few steps, under reference calibration: the
+    # defaults are tested in high dimension below
     det = SparKerDetector(
         n_kernels=3,
         n_steps=40,
