@@ -48,6 +48,7 @@ number of permutations; D and R each subsampled to at most --mmd-max-rows.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 import warnings
@@ -127,7 +128,7 @@ def make_draw(case: str, eps: float, seed: int, src: dict[str, Any], scale: floa
     return D, R, inj, None
 
 
-def run_sparker(D, R, inj, mu, n_perm, seed) -> dict[str, Any]:
+def run_sparker(D, R, inj, mu, n_perm, seed, params=None) -> dict[str, Any]:
     import torch
 
     from skhyper.sparker import SparKerDetector
@@ -136,7 +137,7 @@ def run_sparker(D, R, inj, mu, n_perm, seed) -> dict[str, Any]:
         # equal N_D and N_R (satellite) is by design here, not a CV slicing accident
         warnings.filterwarnings("ignore", message="X_ref has exactly as many rows")
         est = SparKerDetector(calibration="permutation", n_permutations=n_perm,
-                              random_state=seed).fit(D, X_ref=R)
+                              random_state=seed, **(params or {})).fit(D, X_ref=R)
     out: dict[str, Any] = {"pvalue": float(est.pvalue_), "score": -est.score_samples(D)}
     amp, centers = np.asarray(est.amplitudes_), np.asarray(est.centers_)
     if inj.any() and (amp > 0).any():
@@ -250,6 +251,9 @@ def main() -> int:
     p.add_argument("--mmd-max-rows", type=int, default=2000)
     p.add_argument("--quick", action="store_true",
                    help="3 draws, 20 permutations, samples a quarter of the size")
+    p.add_argument("--sparker-params", default="{}",
+                   help="JSON of extra SparKerDetector parameters, e.g. "
+                        "'{\"preprocessing\": \"robust\"}' (say so with --tag)")
     p.add_argument("--tag", default="")
     args = p.parse_args()
     cases = [c.strip() for c in args.cases.split(",") if c.strip()]
@@ -276,6 +280,8 @@ def main() -> int:
         f"seeds: seed offset {offset}, draw i uses seed {offset} + i "
         f"({offset}..{offset + draws - 1}) for the data and the methods; "
         + seeds_note(offset, draws),
+        "SparKer parameters: " + (args.sparker_params if json.loads(args.sparker_params)
+                                  else "defaults"),
         "environment: " + ", ".join(f"{k} {v}" for k, v in C.environment().items()),
     ]
     print("\n".join(header), flush=True)
@@ -291,7 +297,9 @@ def main() -> int:
                 for m in methods:
                     t0 = time.perf_counter()
                     try:
-                        kw = {"max_rows": args.mmd_max_rows} if m == "mmd" else {}
+                        kw = ({"max_rows": args.mmd_max_rows} if m == "mmd" else
+                              {"params": json.loads(args.sparker_params)} if m == "sparker"
+                              else {})
                         r = RUNNERS[m](D, R, inj, mu, n_perm, seed, **kw)
                         r["error"] = ""
                     except Exception as exc:

@@ -24,7 +24,7 @@ DOC = os.path.join(C.REPO, "doc")
 IMG = os.path.join(DOC, "img")
 PROTOCOLS = ["tabular", "embeddings", "fmnist", "fmnist_conv", "classcond", "embeddings_paper",
              "fmnist_paper", "tune_compvae", "step_cost", "twosample", "twosample_fresh",
-             "highdim", "sparker_speed", "knn_backends", "memory", "dask_scale"]
+             "twosample_fresh_robust", "highdim", "sparker_speed", "knn_backends", "memory", "dask_scale"]
 # two-sample results files: the draws SparKer's defaults were chosen on, and a run
 # on fresh draws (bench_twosample.py --seed-offset 1000 --tag fresh)
 TWOSAMPLE = ("twosample", "twosample_fresh")
