@@ -43,11 +43,11 @@ import time
 import warnings
 from typing import Any
 
+import _common as C
 import numpy as np
+from bench_twosample import run_c2st, run_mmd
 from scipy.special import ndtri
 
-import _common as C
-from bench_twosample import run_c2st, run_mmd
 from skhyper.metrics import outlier_roc_auc
 
 N_R, N_D = 3000, 1000
@@ -66,7 +66,7 @@ def make_draw(case: str, eps: float, seed: int, src: dict[str, Any]
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(D, R, injected mask of D) for one draw."""
     rng = np.random.default_rng(seed)
-    n_inj = int(round(eps * N_D))
+    n_inj = round(eps * N_D)
     if case.startswith("bump") or case == "sub512":
         d = 512 if case == "sub512" else int(case[4:])
         R = rng.normal(size=(N_R, d))
@@ -182,13 +182,13 @@ def main() -> int:
             (path,) = C.require(args.data_dir, [f"adbench/cv_resnet18/{case[4:]}.npz"])
             X, y = C.load_npz(path)
             src[case] = (X[y == 0], X[y == 1])
-        elif not (case in ("sub512",) or case.startswith("bump")):
+        elif not (case == "sub512" or case.startswith("bump")):
             sys.exit(f"error: unknown case {case!r}")
     seeds = (args.seed_offset, args.seed_offset + args.draws - 1)
     header = [
-        f"protocol: high-dimension two-sample, N_D = {N_D}, N_R = {N_R}, {args.draws} draws "
-        f"per (case, eps) with seeds {seeds[0]}..{seeds[1]}, {args.n_permutations} "
-        f"permutations, alpha = {ALPHA}",
+        (f"protocol: high-dimension two-sample, N_D = {N_D}, N_R = {N_R}, {args.draws} "
+         f"draws per (case, eps) with seeds {seeds[0]}..{seeds[1]}, "
+         f"{args.n_permutations} permutations, alpha = {ALPHA}"),
         "SparKer parameters: " + (json.dumps(params) if params else "defaults")
         + (f"; on the top {args.pca} principal components of the pooled sample"
            if args.pca else ""),
@@ -260,11 +260,12 @@ def highdim_markdown(rows, header) -> str:
             f"| {C._f(r['power'], 2)} | {C._f(r['median_z'], 2)} | {C._f(r['row_auroc'])} | "
             f"{C._f(r['top_kernel_auroc']) if r['method'] == 'sparker' else ''} | "
             f"{r['seconds_per_draw']:.1f} |")
-    out += ["", "At eps = 0 the power column is the rejection rate under the null (should "
-            "be near 0.05). Row AUROC: -score_samples for SparKer, the kNN distance, C2ST's "
-            "held-out probability (half of D), the MMD witness. With K permutations a "
-            "permutation p-value is at least 1 / (K + 1), so Z saturates at "
-            "Φ⁻¹(1 − 1/(K + 1)) (2.06 at K = 50); C2ST's Mann-Whitney p has no such cap."]
+    out += ["", ("At eps = 0 the power column is the rejection rate under the null (should "
+                 "be near 0.05). Row AUROC: -score_samples for SparKer, the kNN distance, "
+                 "C2ST's held-out probability (half of D), the MMD witness. With K "
+                 "permutations a permutation p-value is at least 1 / (K + 1), so Z "
+                 "saturates at Φ⁻¹(1 − 1/(K + 1)) (2.06 at K = 50); C2ST's Mann-Whitney p "
+                 "has no such cap.")]
     return "\n".join(out) + "\n"
 
 
