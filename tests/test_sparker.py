@@ -263,7 +263,6 @@ def test_reference_calibration_and_high_dimension():
     assert torch.isfinite(model.amplitudes.grad).all()
 
 
-
 def test_high_dimension_clump_found_with_defaults():
     """d = 500, 20 of 300 data rows in a tight clump: the default seeding starts a
     kernel on the clump (a kernel cannot travel there in 500 dimensions), so the
