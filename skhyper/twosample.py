@@ -241,12 +241,6 @@ def _fit_splits(
     Z = torch.from_numpy(problem.Z).to(device)
     omega = torch.from_numpy(problem.omega).to(device)
     gens = [make_generator(seed, device) for seed in seeds]
-    if opts.init == "excess":
-        graph = [
-            torch.from_numpy(a).to(device)
-            for a in (problem.candidates, problem.neighbours, problem.sq_distances)
-        ]
-    held = scale_widths(problem.widths, problem.stages)
     splits_data, splits_ref, init = [], [], []
     for gen in gens:
         wd, wr = split_weights(omega, problem.n_d, calibration, gen)
@@ -256,9 +250,13 @@ def _fit_splits(
             init.append(kmeans_plus_plus(Z, splits_data[-1], opts.n_kernels, gen))
         elif opts.init == "random":
             init.append(random_rows(Z, splits_data[-1], opts.n_kernels, gen))
-
     reseed = None
     if opts.init == "excess":
+        graph = [
+            torch.from_numpy(a).to(device)
+            for a in (problem.candidates, problem.neighbours, problem.sq_distances)
+        ]
+
         # each scale seeded for its own width, where a kernel there would
         # explain the most excess: in high dimension kernels barely travel
         def reseed(width: float) -> torch.Tensor:
@@ -267,7 +265,7 @@ def _fit_splits(
                 for wd, wr, gen in zip(splits_data, splits_ref, gens)
             ])
 
-        init = [reseed(float(held[0]))]
+        init = [reseed(float(scale_widths(problem.widths, problem.stages)[0]))]
     w_data = torch.cat(splits_data)
     fit = train_kernels(
         Z,
