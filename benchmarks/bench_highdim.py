@@ -45,7 +45,7 @@ from typing import Any
 
 import _common as C
 import numpy as np
-from bench_twosample import run_c2st, run_mmd
+from bench_twosample import run_c2st, run_mmd, top_positive_kernel
 from scipy.special import ndtri
 
 from skhyper.metrics import outlier_roc_auc
@@ -111,13 +111,9 @@ def run_sparker(D, R, inj, n_perm, seed, params, pca=0) -> dict[str, Any]:
                           random_state=seed, **params).fit(D, X_ref=R)
     out: dict[str, Any] = {"pvalue": float(est.pvalue_), "score": -est.score_samples(D),
                            "width": float(est.width_)}
-    amp = np.asarray(est.amplitudes_)
-    if (amp > 0).any():
-        # the top positive kernel explains the most excess of D over R
-        t_d, t_r = est.kernel_terms(D), est.kernel_terms(R)
-        excess = t_d.sum(0) - len(D) / len(R) * t_r.sum(0)
-        top = int(np.argmax(np.where(amp > 0, excess, -np.inf)))
-        out["top_kernel_score"] = t_d[:, top]
+    top = top_positive_kernel(est, D, R)
+    if top is not None:
+        out["top_kernel_score"] = top[1]
     return out
 
 

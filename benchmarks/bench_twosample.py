@@ -128,9 +128,24 @@ def make_draw(case: str, eps: float, seed: int, src: dict[str, Any], scale: floa
     return D, R, inj, None
 
 
-def run_sparker(D, R, inj, mu, n_perm, seed, params=None) -> dict[str, Any]:
-    import torch
+def top_positive_kernel(est, D, R) -> tuple[int, np.ndarray] | None:
+    """The fitted detector's top positive kernel and its term over the rows of D.
 
+    The top one explains the most excess of D over R,
+    ``sum_D t_k - (N_D / N_R) sum_R t_k`` with ``t = kernel_terms`` (amplitudes
+    often tie at the clip, so the largest amplitude does not single one out).
+    None when no amplitude is positive.
+    """
+    amp = np.asarray(est.amplitudes_)
+    if not (amp > 0).any():
+        return None
+    t_d, t_r = est.kernel_terms(D), est.kernel_terms(R)
+    excess = t_d.sum(0) - len(D) / len(R) * t_r.sum(0)
+    top = int(np.argmax(np.where(amp > 0, excess, -np.inf)))
+    return top, t_d[:, top]
+
+
+def run_sparker(D, R, inj, mu, n_perm, seed, params=None) -> dict[str, Any]:
     from skhyper.sparker import SparKerDetector
 
     with warnings.catch_warnings():
@@ -139,24 +154,14 @@ def run_sparker(D, R, inj, mu, n_perm, seed, params=None) -> dict[str, Any]:
         est = SparKerDetector(calibration="permutation", n_permutations=n_perm,
                               random_state=seed, **(params or {})).fit(D, X_ref=R)
     out: dict[str, Any] = {"pvalue": float(est.pvalue_), "score": -est.score_samples(D)}
-    amp, centers = np.asarray(est.amplitudes_), np.asarray(est.centers_)
-    if inj.any() and (amp > 0).any():
-        # the top positive kernel is the one explaining the most excess of D over R,
-        # a_k (sum_D g_k - w sum_R g_k) (amplitudes often tie at the clip, so the
-        # largest amplitude does not single one out); it is "on the injected
-        # population" when its own term of f ranks the injected rows of D above the
-        # others with AUROC >= 0.9
-        def terms(X):
-            Z = torch.from_numpy(est.transform_.transform(X))
-            with torch.no_grad():
-                return est.kernels_.terms(Z, est.width_)[0].numpy()
-
-        g_d, g_r = terms(D), terms(R)
-        excess = amp * (g_d.sum(0) - len(D) / len(R) * g_r.sum(0))
-        top = int(np.argmax(np.where(amp > 0, excess, -np.inf)))
-        on = outlier_roc_auc(inj.astype(int), g_d[:, top], higher_is_normal=False)
+    top = top_positive_kernel(est, D, R) if inj.any() else None
+    if top is not None:
+        # "on the injected population" when the top kernel's term ranks the
+        # injected rows of D above the others with AUROC >= 0.9
+        on = outlier_roc_auc(inj.astype(int), top[1], higher_is_normal=False)
         out["kernel_on_injected"] = float(on >= 0.9)
         if mu is not None:
+            amp, centers = np.asarray(est.amplitudes_), np.asarray(est.centers_)
             out["kernel_dist_to_bump"] = float(
                 np.min(np.linalg.norm(centers[amp > 0] - mu, axis=1)))
     return out
