@@ -64,9 +64,9 @@ def toys(n_workers: int, data, reference, n_perm: int) -> dict:
     import joblib
 
     from skhyper import SparKerDetector
-    from skhyper.preprocessing import InputTransform
-    from skhyper.twosample import TOY_BATCH, SparKerOptions, _Problem, _toy_batch, _toy_seeds
-    from skhyper.kernels import width_schedule
+    from skhyper._utils.preprocessing import InputTransform
+    from skhyper._sparker.twosample import TOY_BATCH, SparKerOptions, _Problem, _toy_batch, _toy_seeds
+    from skhyper._sparker.kernels import width_schedule
 
     # the same problem run_sparker ships (pooled, standardised sample; widths
     # in units of 1, which leaves the cost unchanged)

@@ -1,4 +1,4 @@
-"""Exact (skhyper.neighbors.ExactKNN) vs approximate (pynndescent) kNN search:
+"""Exact (skhyper._vae.neighbors.ExactKNN) vs approximate (pynndescent) kNN search:
 build + query seconds over bank sizes, recall of the approximate neighbours,
 and the crossover bank size above which pynndescent is faster.
 
@@ -24,18 +24,18 @@ import _common as C
 
 
 def exact_search(bank: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the k nearest bank rows, via skhyper.neighbors.ExactKNN."""
+    """Indices of the k nearest bank rows, via skhyper._vae.neighbors.ExactKNN."""
     import torch
 
-    from skhyper.neighbors import ExactKNN
+    from skhyper._vae.neighbors import ExactKNN
 
     _, idx = ExactKNN(torch.from_numpy(bank)).kneighbors(torch.from_numpy(queries), k)
     return idx.numpy()
 
 
 def approx_search(bank: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
-    """Indices from skhyper.neighbors.NNDescentKNN (pynndescent), index built here."""
-    from skhyper.neighbors import NNDescentKNN
+    """Indices from skhyper._vae.neighbors.NNDescentKNN (pynndescent), index built here."""
+    from skhyper._vae.neighbors import NNDescentKNN
 
     return NNDescentKNN(bank, n_neighbors=k, random_state=0).kneighbors(queries, k)[1]
 

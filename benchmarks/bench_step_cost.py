@@ -18,9 +18,9 @@ import time
 import torch
 
 import _common as C
-from skhyper._torch import build_module, make_generator
-from skhyper.losses import GaussianKL, HypersphericalRegulariser, MeanWeights, reconstruction_error
-from skhyper.networks import build_vae
+from skhyper._utils.runtime import build_module, make_generator
+from skhyper._vae.losses import GaussianKL, HypersphericalRegulariser, MeanWeights, reconstruction_error
+from skhyper._vae.networks import build_vae
 
 BATCH, LATENT, FEATURES = 256, 16, 20
 

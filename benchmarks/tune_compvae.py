@@ -21,7 +21,7 @@ import numpy as np
 
 import _common as C
 from skhyper import CompVAEDetector
-from skhyper import training as T
+from skhyper._vae import training as T
 from skhyper.evaluation import KNNMean, one_class_split
 from skhyper.metrics import outlier_roc_auc
 

@@ -13,21 +13,21 @@ from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import gen_batches
 from sklearn.utils.validation import check_array, column_or_1d
 
-from ._base import BaseTorchDetector, FitContext, fit_method
-from ._compat import Interval, StrOptions, get_chunk_n_rows
-from ._progress import Progress
-from ._torch import build_module, make_generator, spawn_seeds, to_tensor
-from .losses import (
+from ._utils.base import BaseTorchDetector, FitContext, fit_method
+from ._utils.compat import Interval, StrOptions, get_chunk_n_rows
+from ._utils.progress import Progress
+from ._utils.runtime import build_module, make_generator, spawn_seeds, to_tensor
+from ._vae.losses import (
     COMPRESSIONS,
     ROLL_STEP,
     GaussianKL,
     HypersphericalRegulariser,
     row_reconstruction_error,
 )
-from .neighbors import BACKENDS, LatentBank, TrainingRows
-from .networks import CHANNELS, build_vae
-from .preprocessing import TRANSFORMS, IdentityTransform, InputTransform
-from .training import SCHEDULES, auto_epochs, n_batches, train_vae
+from ._vae.neighbors import BACKENDS, LatentBank, TrainingRows
+from ._vae.networks import CHANNELS, build_vae
+from ._utils.preprocessing import TRANSFORMS, IdentityTransform, InputTransform
+from ._vae.training import SCHEDULES, auto_epochs, n_batches, train_vae
 
 SCORES = ("knn", "reconstruction", "combined")
 

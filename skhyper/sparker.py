@@ -16,18 +16,18 @@ from sklearn.preprocessing import FunctionTransformer
 from sklearn.utils import gen_batches
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from ._base import BaseTorchDetector, FitContext, fit_method, reject_sparse
-from ._compat import (
+from ._utils.base import BaseTorchDetector, FitContext, fit_method, reject_sparse
+from ._utils.compat import (
     Interval,
     StrOptions,
     _check_sample_weight,
     get_chunk_n_rows,
     validate_parameter_constraints,
 )
-from ._progress import Progress
-from .kernels import KernelEnsemble
-from .preprocessing import TRANSFORMS, canonical_sample
-from .twosample import CALIBRATIONS, TOY_BATCH, SparKerOptions, run_sparker
+from ._utils.progress import Progress
+from ._sparker.kernels import KernelEnsemble
+from ._utils.preprocessing import TRANSFORMS, canonical_sample
+from ._sparker.twosample import CALIBRATIONS, TOY_BATCH, SparKerOptions, run_sparker
 
 __all__ = [
     "NoReferenceWarning",

@@ -10,13 +10,13 @@ import numpy as np
 from scipy.special import ndtri
 from sklearn.utils.validation import check_array
 
-from ._base import reject_sparse
-from ._compat import _check_sample_weight, validate_parameter_constraints
-from ._progress import Progress
-from ._torch import fit_seed_sequence, resolve_device
-from .preprocessing import canonical_sample
+from ._utils.base import reject_sparse
+from ._utils.compat import _check_sample_weight, validate_parameter_constraints
+from ._utils.progress import Progress
+from ._utils.runtime import fit_seed_sequence, resolve_device
+from ._utils.preprocessing import canonical_sample
 from .sparker import SparKerDetector
-from .twosample import TOY_BATCH, SparKerOptions, run_sparker
+from ._sparker.twosample import TOY_BATCH, SparKerOptions, run_sparker
 
 
 __all__ = [

@@ -11,7 +11,7 @@ import torch
 
 import skhyper
 from skhyper import CompVAEDetector, SparKerDetector, VMFDetector
-from skhyper._base import PICKLE_FORMAT, IncompatiblePickleError, InconsistentVersionWarning
+from skhyper._utils.base import PICKLE_FORMAT, IncompatiblePickleError, InconsistentVersionWarning
 
 FAST_VAE = dict(latent_dim=4, hidden_layer_sizes=(16,), epochs=8, batch_size=32)
 FAST_SPARKER = dict(n_kernels=4, n_steps=30, n_permutations=5)
@@ -115,7 +115,7 @@ def test_only_declared_attributes_move_with_the_device(fitted, monkeypatch):
     assert CompVAEDetector._device_attributes == ("model_", "_bank")
     assert SparKerDetector._device_attributes == ()
     # unpickle as if the fitted device were a "meta" device usable here
-    monkeypatch.setattr("skhyper._base.usable_device", lambda device: torch.device("meta"))
+    monkeypatch.setattr("skhyper._utils.base.usable_device", lambda device: torch.device("meta"))
     moved_vae = pickle.loads(pickle.dumps(vae))
     assert next(moved_vae.model_.parameters()).device.type == "meta"
     assert moved_vae._bank.latents.device.type == "meta"

@@ -18,12 +18,12 @@ from sklearn.metrics import roc_auc_score
 
 from skhyper import CompVAEDetector, VMFDetector
 from skhyper.compvae import INPUT_CLIP, PAPER_PARAMS
-from skhyper.coordinates import isotropic_cos_std, isotropic_radius, to_hyperspherical
-from skhyper.losses import REFERENCE_DIM, GaussianKL, HypersphericalRegulariser, angle_gains
-from skhyper.neighbors import ExactKNN
-from skhyper.networks import MLPDecoder, MLPEncoder
-from skhyper._torch import build_module, make_generator
-from skhyper.training import AUTO_STEPS, auto_epochs, schedule
+from skhyper._vae.coordinates import isotropic_cos_std, isotropic_radius, to_hyperspherical
+from skhyper._vae.losses import REFERENCE_DIM, GaussianKL, HypersphericalRegulariser, angle_gains
+from skhyper._vae.neighbors import ExactKNN
+from skhyper._vae.networks import MLPDecoder, MLPEncoder
+from skhyper._utils.runtime import build_module, make_generator
+from skhyper._vae.training import AUTO_STEPS, auto_epochs, schedule
 
 SMALL = dict(latent_dim=4, hidden_layer_sizes=(32,), epochs=15, batch_size=64, random_state=0)
 
@@ -670,7 +670,7 @@ def test_exact_knn_chunking_does_not_change_results(monkeypatch):
     rng = np.random.RandomState(0)
     bank, q = torch.from_numpy(rng.normal(size=(500, 4))), torch.from_numpy(rng.normal(size=(40, 4)))
     d_ref, i_ref = ExactKNN(bank).kneighbors(q, 4)
-    monkeypatch.setattr("skhyper.neighbors._PAIRS_PER_CHUNK", 97)
+    monkeypatch.setattr("skhyper._vae.neighbors._PAIRS_PER_CHUNK", 97)
     d, i = ExactKNN(bank).kneighbors(q, 4)
     assert torch.equal(d, d_ref) and torch.equal(i, i_ref)
 

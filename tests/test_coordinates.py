@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from skhyper.coordinates import (
+from skhyper._vae.coordinates import (
     from_angles,
     isotropic_cos_std,
     isotropic_radius,

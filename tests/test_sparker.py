@@ -19,8 +19,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 from skhyper import SparKerDetector
-from skhyper import kernels as kern
-from skhyper.kernels import KernelEnsemble, _augment, train_kernels, width_schedule
+from skhyper._sparker import kernels as kern
+from skhyper._sparker.kernels import KernelEnsemble, _augment, train_kernels, width_schedule
 from skhyper.stats import sparker_test
 
 FAST = dict(n_kernels=4, n_steps=40, n_permutations=9, random_state=0)

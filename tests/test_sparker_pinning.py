@@ -9,10 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import binom
 
-import skhyper._base as base
-import skhyper.twosample as twosample
+import skhyper._utils.base as base
+import skhyper._sparker.twosample as twosample
 from skhyper import SparKerDetector
-from skhyper._base import weighted_percentile
+from skhyper._utils.base import weighted_percentile
 from skhyper.sparker import NoReferenceWarning
 
 from test_sparker import FAST, bump_sample

@@ -24,8 +24,9 @@ import torch
 from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._compat import Interval, StrOptions, _fit_context
-from ._torch import cpu_copy, fit_seed_sequence, move_to, resolve_device, usable_device
+from .._version import __version__
+from .compat import Interval, StrOptions, _fit_context
+from .runtime import cpu_copy, fit_seed_sequence, move_to, resolve_device, usable_device
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -244,8 +245,6 @@ class BaseTorchDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
     # -- pickling -------------------------------------------------------------------------
 
     def __getstate__(self) -> dict[str, Any]:
-        from . import __version__
-
         state = super().__getstate__()
         for name in self._device_attributes:
             if name in state:
@@ -255,8 +254,6 @@ class BaseTorchDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        from . import __version__
-
         name = type(self).__name__
         fmt = state.pop("_skhyper_pickle_format", None)
         version = state.pop("_skhyper_version", None)

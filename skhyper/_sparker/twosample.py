@@ -19,7 +19,7 @@ import torch
 from joblib import Parallel, delayed
 from scipy.special import ndtri
 
-from ._torch import make_generator, seed_of, to_tensor, usable_device
+from .._utils.runtime import make_generator, seed_of, to_tensor, usable_device
 from .kernels import (
     KernelFit,
     excess_seeding,
@@ -32,7 +32,7 @@ from .kernels import (
     value_histogram,
     width_schedule,
 )
-from .preprocessing import InputTransform
+from .._utils.preprocessing import InputTransform
 
 # reference calibration draws pseudo-data of the size of X from X_ref
 REFERENCE_MIN_RATIO = 5
