@@ -1,4 +1,41 @@
+"""Fixtures and fast parameters shared by the test modules.
+
+Test modules import the constants and helpers below with
+``from conftest import ...`` (pytest puts this folder on ``sys.path``).
+"""
+
 import os
+
+import numpy as np
 
 # lets scikit-learn's estimator checks run their array-API input check
 os.environ.setdefault("SCIPY_ARRAY_API", "1")
+
+# scikit-learn's estimator checks (as scikit-learn's own INIT_PARAMS)
+CHECKS_VAE = dict(latent_dim=4, hidden_layer_sizes=(16,), epochs=3, batch_size=64, random_state=0)
+CHECKS_SPARKER = dict(n_kernels=4, n_steps=40, n_permutations=4, random_state=0)
+
+# a small VAE and a small SparKer fit, for the shared-base tests
+FAST_VAE = dict(latent_dim=4, hidden_layer_sizes=(16,), epochs=8, batch_size=32)
+FAST_SPARKER = dict(n_kernels=4, n_steps=30, n_permutations=5)
+
+# SparKer with enough steps and toys to find a planted bump
+SPARKER = dict(n_kernels=4, n_steps=40, n_permutations=9, random_state=0)
+
+
+def bump_sample(seed, n_data=500, n_ref=2000, d=4, eps=0.03, spread=0.1):
+    """A standard-normal reference and data with a small planted Gaussian bump.
+
+    Returns ``(data, reference, labels, bump_centre)``; ``labels`` is 1 on the
+    bump's rows (the last ones of ``data``).
+    """
+    rng = np.random.default_rng(seed)
+    ref = rng.normal(size=(n_ref, d))
+    n_bump = int(round(eps * n_data))
+    mu = np.zeros(d)
+    mu[:2] = [1.5, 1.0]
+    data = np.vstack(
+        [rng.normal(size=(n_data - n_bump, d)), mu + spread * rng.normal(size=(n_bump, d))]
+    )
+    labels = np.r_[np.zeros(n_data - n_bump), np.ones(n_bump)]
+    return data, ref, labels, mu

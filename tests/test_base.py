@@ -13,8 +13,7 @@ import skhyper
 from skhyper import CompVAEDetector, SparKerDetector, VMFDetector
 from skhyper._utils.base import PICKLE_FORMAT, IncompatiblePickleError, InconsistentVersionWarning
 
-FAST_VAE = dict(latent_dim=4, hidden_layer_sizes=(16,), epochs=8, batch_size=32)
-FAST_SPARKER = dict(n_kernels=4, n_steps=30, n_permutations=5)
+from conftest import FAST_SPARKER, FAST_VAE
 
 
 def data(seed=0, n=160, d=5):

@@ -23,23 +23,11 @@ from skhyper._sparker import kernels as kern
 from skhyper._sparker.kernels import KernelEnsemble, _augment, train_kernels, width_schedule
 from skhyper.stats import sparker_test
 
-FAST = dict(n_kernels=4, n_steps=40, n_permutations=9, random_state=0)
+from conftest import SPARKER as FAST
+from conftest import bump_sample
 
 # fits without X_ref here are deliberate; the warning is tested in test_sparker_api.py
 pytestmark = pytest.mark.filterwarnings("ignore::skhyper.sparker.NoReferenceWarning")
-
-
-def bump_sample(seed, n_data=500, n_ref=2000, d=4, eps=0.03, spread=0.1):
-    rng = np.random.default_rng(seed)
-    ref = rng.normal(size=(n_ref, d))
-    n_bump = int(round(eps * n_data))
-    mu = np.zeros(d)
-    mu[:2] = [1.5, 1.0]
-    data = np.vstack(
-        [rng.normal(size=(n_data - n_bump, d)), mu + spread * rng.normal(size=(n_bump, d))]
-    )
-    labels = np.r_[np.zeros(n_data - n_bump), np.ones(n_bump)]
-    return data, ref, labels, mu
 
 
 # -- the kernel module ---------------------------------------------------------

@@ -18,7 +18,8 @@ from skhyper import SparKerDetector
 from skhyper.sparker import NoReferenceWarning, ReferencePipeline, make_reference_pipeline
 from skhyper.stats import power_metrics
 
-from test_sparker import FAST, bump_sample
+from conftest import SPARKER as FAST
+from conftest import bump_sample
 
 # features in very different units, as raw data come
 UNITS = np.array([100.0, 0.01, 5.0, 1.0])

@@ -15,7 +15,8 @@ from skhyper import SparKerDetector
 from skhyper._utils.base import weighted_percentile
 from skhyper.sparker import NoReferenceWarning
 
-from test_sparker import FAST, bump_sample
+from conftest import SPARKER as FAST
+from conftest import bump_sample
 
 
 def _f(Z, mu, a, width):
