@@ -3,6 +3,7 @@ compressed latent, scored by kNN distance between latent means."""
 
 from __future__ import annotations
 
+import inspect
 import math
 from numbers import Integral, Real
 from typing import Any
@@ -35,7 +36,7 @@ SCORES = ("knn", "reconstruction", "combined")
 # way, and the squared error of a clipped row stays finite in float32.
 INPUT_CLIP = 1e3
 
-#: The authors' configuration (spec/compvae.md): ``CompVAEDetector(**PAPER_PARAMS)``.
+#: The authors' configuration (doc/compvae.md): ``CompVAEDetector(**PAPER_PARAMS)``.
 #: Their conv widths apply with ``image_shape``; their 300 epochs are about 7,000
 #: steps for 6,000 rows (75k on CIFAR-10 with a smaller batch).
 PAPER_PARAMS: dict[str, Any] = {
@@ -108,12 +109,11 @@ class CompVAEDetector(BaseTorchDetector):
         ``"exact"``: chunked brute force on the model's device;
         ``"pynndescent"``: approximate nearest neighbours (needs the
         ``pynndescent`` package); ``"auto"``: exact when the training set has
-        at most ``skhyper.neighbors.AUTO_EXACT_MAX_BANK`` rows.
+        at most 100,000 rows.
 
     epochs : int or "auto", default="auto"
         Training epochs (at most, with ``early_stopping``). ``"auto"`` gives
-        about ``skhyper.training.AUTO_STEPS`` optimiser steps, within
-        ``[AUTO_EPOCHS_MIN, AUTO_EPOCHS_MAX]`` epochs, so small and large
+        about 250 optimiser steps, within 4 to 400 epochs, so small and large
         training sets both train enough.
 
     batch_size : int, default=256
@@ -160,8 +160,7 @@ class CompVAEDetector(BaseTorchDetector):
 
     scaling : {"auto", "winsorized", "standard", "robust", "quantile", "none"}, \
 default="auto"
-        Per-feature scaling fitted on the training rows (see
-        ``skhyper.preprocessing.InputTransform``): mean and std with the
+        Per-feature scaling fitted on the training rows: mean and std with the
         most extreme 0.1% of rows at each end clipped, mean and std, median
         and interquartile range, or quantiles mapped to normal scores.
         ``"auto"``: ``"winsorized"`` for rows (one huge value does not flatten
@@ -588,87 +587,32 @@ def _robust_scale(values: np.ndarray) -> tuple[float, float]:
     return float(med), float(q3 - q1) if q3 > q1 else 1.0
 
 
+def _signature_without(function: Any, *names: str) -> inspect.Signature:
+    """``function``'s signature with the parameters ``names`` left out."""
+    signature = inspect.signature(function)
+    kept = [p for name, p in signature.parameters.items() if name not in names]
+    return signature.replace(parameters=kept)
+
+
 class VMFDetector(CompVAEDetector):
     """The vMF-like ablation of :class:`CompVAEDetector`.
 
     Only the first angle of the latent means is compressed toward the pole;
-    the other angles keep their isotropic targets.
+    the other angles keep their isotropic targets. This is
+    ``CompVAEDetector(compression="first")`` under its own name, so that it
+    has a row of its own in comparisons and searches.
 
     Parameters
     ----------
-    latent_dim : int, default=16
-        Dimension n of the latent space (>= 2).
-    anomaly_score : {"knn", "reconstruction", "combined"}, default="combined"
-        Latent kNN distance, reconstruction error, or their standardised sum.
-    hidden_layer_sizes : tuple of int, default=(128, 64)
-        Widths of the MLP encoder's hidden layers (the decoder mirrors them).
-    image_shape : tuple of int (C, H, W), default=None
-        Rows are images flattened in C, H, W order; a residual conv VAE is used.
-    conv_channels : tuple of int, default=(8, 16, 32)
-        Channels of the conv net's stages, used with ``image_shape``.
-    n_neighbors : int, default=3
-        Number of training latent means averaged in the score.
-    knn_backend : {"auto", "exact", "pynndescent"}, default="auto"
-        Exact search, approximate search, or exact up to
-        ``skhyper.neighbors.AUTO_EXACT_MAX_BANK`` training rows.
-    epochs : int or "auto", default="auto"
-        Training epochs; ``"auto"`` gives about ``skhyper.training.AUTO_STEPS``
-        optimiser steps.
-    batch_size : int, default=256
-        Rows per minibatch, for training and inference.
-    learning_rate : float, default=1e-3
-        Adam learning rate.
-    kl_target : float, default=100.0
-        Sets the regulariser's weight after the first epoch.
-    sigma_angle_gain : float, default=5e5
-        Gain of the angular term on the encoder scales.
-    schedule : {"auto", "paper"}, default="auto"
-        Our schedule of the regulariser's weights, or the authors'.
-    early_stopping : bool, default=True
-        Stop on a held-out slice's reconstruction error (second phase).
-    validation_fraction : float, default=0.1
-        Fraction of the training rows held out for early stopping.
-    n_iter_no_change : int, default=10
-        Checks without improvement before training stops.
-    class_conditional : bool, default=False
-        ``fit(X, y)`` gathers each class around its own latent axis.
-    scaling : {"auto", "winsorized", "standard", "robust", "quantile", "none"}, \
-default="auto"
-        Per-feature scaling (``"auto"``: winsorized for rows, none for images).
-    contamination : "auto" or float, default="auto"
-        Expected outlier fraction; ``"auto"`` is Tukey's fence on the training
-        rows' anomaly scores.
-    device : str or torch.device, default="auto"
-        ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``.
-    random_state : int, RandomState instance or None, default=None
-        Seeds every random draw of the fit through local generators.
-    verbose : int, default=0
-        Show a progress bar over epochs when > 0.
-
-    Each is described in full in :class:`CompVAEDetector`; this class is that
-    estimator with ``compression="first"``.
+    **params : dict
+        The parameters of :class:`CompVAEDetector`, with the same defaults,
+        except ``compression`` (fixed to ``"first"``).
 
     Attributes
     ----------
-    model_ : torch.nn.Module
-        The fitted VAE in eval mode: trained in float32, converted to float64
-        for rows (a row's score then does not depend on the batch); conv nets
-        stay float32 (10x faster, round-off of about 1e-6 between batches).
-    transform_ : object
-        The input scaling fitted on the training rows.
-    n_epochs_ : int
-        Epochs trained.
-    device_ : torch.device
-        Device the model was fitted on.
-    offset_ : float
-        ``decision_function = score_samples - offset_``.
-    history_ : dict of list
-        Per-epoch means of the loss and its parts.
-    classes_ : ndarray
-        Class labels seen in class-conditional mode (else absent).
-    n_features_in_ : int
-    feature_names_in_ : ndarray of str
-        Defined only when X has feature names that are all strings.
+    model_, transform_, n_epochs_, device_, offset_, history_, classes_, \
+n_features_in_, feature_names_in_ :
+        As :class:`CompVAEDetector`'s.
 
     See Also
     --------
@@ -687,54 +631,17 @@ default="auto"
         k: v for k, v in CompVAEDetector._parameter_constraints.items() if k != "compression"
     }
 
-    def __init__(
-        self,
-        *,
-        latent_dim: int = 16,
-        anomaly_score: str = "combined",
-        hidden_layer_sizes: tuple[int, ...] = (128, 64),
-        image_shape: tuple[int, int, int] | None = None,
-        conv_channels: tuple[int, ...] = (8, 16, 32),
-        n_neighbors: int = 3,
-        knn_backend: str = "auto",
-        epochs: int | str = "auto",
-        batch_size: int = 256,
-        learning_rate: float = 1e-3,
-        kl_target: float = 100.0,
-        sigma_angle_gain: float = 5e5,
-        schedule: str = "auto",
-        early_stopping: bool = True,
-        validation_fraction: float = 0.1,
-        n_iter_no_change: int = 10,
-        class_conditional: bool = False,
-        scaling: str = "auto",
-        contamination: str | float = "auto",
-        device: str | torch.device = "auto",
-        random_state: Any = None,
-        verbose: int = 0,
-    ) -> None:
-        self.latent_dim = latent_dim
-        self.anomaly_score = anomaly_score
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.image_shape = image_shape
-        self.conv_channels = conv_channels
-        self.n_neighbors = n_neighbors
-        self.knn_backend = knn_backend
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.kl_target = kl_target
-        self.sigma_angle_gain = sigma_angle_gain
-        self.schedule = schedule
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.class_conditional = class_conditional
-        self.scaling = scaling
-        self.contamination = contamination
-        self.device = device
-        self.random_state = random_state
-        self.verbose = verbose
+    def __init__(self, **params: Any) -> None:
+        if "compression" in params:
+            raise TypeError(
+                "VMFDetector compresses the first angle only and takes no "
+                "'compression' parameter; use CompVAEDetector(compression=...)."
+            )
+        super().__init__(**params)
+        del self.compression
+
+    # scikit-learn reads the parameters from the signature: CompVAE's, less one
+    __init__.__signature__ = _signature_without(CompVAEDetector.__init__, "compression")  # type: ignore[attr-defined]
 
     def _compression(self) -> str:
         return "first"
