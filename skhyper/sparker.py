@@ -2,35 +2,32 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
-import sys
 import warnings
-from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
 import torch
+from sklearn import config_context
 from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import FunctionTransformer
 from sklearn.utils import gen_batches
-from sklearn.utils.validation import check_array, check_is_fitted
+from sklearn.utils.validation import check_is_fitted
 
-from ._utils.base import BaseTorchDetector, FitContext, fit_method, reject_sparse
-from ._utils.compat import (
-    Interval,
-    StrOptions,
-    _check_sample_weight,
-    get_chunk_n_rows,
-    validate_parameter_constraints,
+from ._sparker.options import (
+    DEFAULTS,
+    PARAMETER_CONSTRAINTS,
+    options_from_params,
+    validate_samples,
 )
-from ._utils.progress import Progress
-from ._sparker.kernels import KernelEnsemble
-from ._utils.preprocessing import TRANSFORMS, canonical_sample
-from ._sparker.twosample import CALIBRATIONS, TOY_BATCH, SparKerOptions, run_sparker
+from ._sparker.twosample import run_sparker
+from ._utils.base import BaseTorchDetector, FitContext, fit_context
+from ._utils.compat import StrOptions, get_chunk_n_rows, validate_parameter_constraints
+from ._utils.preprocessing import weighted_quantiles
 
 __all__ = [
+    "EqualLengthReferenceWarning",
     "NoReferenceWarning",
+    "ReferenceFeatureNamesWarning",
     "ReferencePipeline",
     "SparKerDetector",
     "make_reference_pipeline",
@@ -46,6 +43,25 @@ class NoReferenceWarning(UserWarning):
     chance. Silence it with
     ``warnings.filterwarnings("ignore", category=NoReferenceWarning)`` when
     clumps are what you look for.
+    """
+
+
+class EqualLengthReferenceWarning(UserWarning):
+    """``X_ref`` has exactly as many rows as ``X``.
+
+    scikit-learn's cross-validation slices fit arguments of the length of
+    ``X`` per fold, so inside a CV splitter each fold would see only part of
+    the reference. Give the reference a different length, or silence it
+    with ``warnings.filterwarnings("ignore",
+    category=EqualLengthReferenceWarning)`` outside cross-validation.
+    """
+
+
+class ReferenceFeatureNamesWarning(UserWarning):
+    """One of ``X`` and ``X_ref`` has feature names and the other has not.
+
+    The columns of ``X_ref`` are then taken to be those of ``X``, in the
+    same order.
     """
 
 
@@ -83,7 +99,8 @@ class SparKerDetector(BaseTorchDetector):
     With transformers before the detector, build the pipeline with
     :func:`make_reference_pipeline`, which transforms ``X_ref`` as it
     transforms ``X``; a plain ``Pipeline`` would pass ``X_ref`` untransformed
-    (``fit`` raises a ``ValueError`` saying so).
+    (``fit`` raises a ``ValueError`` when the two samples then look like
+    they are in different units; see Notes).
 
     Parameters
     ----------
@@ -143,11 +160,13 @@ class SparKerDetector(BaseTorchDetector):
         fits the observed split only.
     n_permutations : int, default=100
         Number of null toys K; 0 disables calibration.
-    preprocessing : {"standard", "robust", "quantile"}, default="standard"
+    preprocessing : {"standard", "robust", "winsorized", "quantile"}, default="standard"
         Per-feature input transform, fitted on the pooled sample (or on the
         reference under ``"reference"`` calibration): mean/std, median/IQR,
-        or weighted-quantile mapping to standard-normal scores. The last two
-        keep single rows in heavy tails from dominating ``t``.
+        mean/std with the most extreme 0.1% of rows (at least one) at each
+        end of a feature clipped, or weighted-quantile mapping to
+        standard-normal scores. The last three keep single rows in heavy
+        tails from dominating ``t``.
     n_jobs : int or None, default=None
         Workers for the null toys, which are trained in batches of 25
         through ``joblib.Parallel`` (None: one, unless inside a
@@ -171,10 +190,11 @@ class SparKerDetector(BaseTorchDetector):
 
     Attributes
     ----------
-    transform_ : skhyper.preprocessing.InputTransform
-        The per-feature scaling (``preprocessing``) the kernels live behind.
-    kernels_ : skhyper.kernels.KernelEnsemble
-        The fitted ensemble in the transformed space (on the CPU), used by
+    transform_ : object
+        The fitted per-feature scaling (``preprocessing``); its
+        ``transform(X)`` maps rows into the space the kernels live in.
+    kernels_ : object
+        The fitted kernels in that space (torch tensors on the CPU), used by
         ``score_samples``.
     centers_ : ndarray of shape (n_kernels, n_features)
         Kernel centres in the units of ``X``.
@@ -234,11 +254,24 @@ class SparKerDetector(BaseTorchDetector):
     an ``X_ref`` with exactly ``len(X)`` rows would be sliced per fold, and
     ``fit`` warns about it. With routing on, request it with
     ``set_fit_request(X_ref=True)``. Transformers earlier in a plain
-    ``Pipeline`` transform ``X`` but not ``X_ref``, so ``fit`` refuses that
-    case; :func:`make_reference_pipeline` (or, with routing on,
+    ``Pipeline`` transform ``X`` but not ``X_ref``;
+    :func:`make_reference_pipeline` (or, with routing on,
     ``Pipeline(..., transform_input=["X_ref"])``) transforms both.
     ``X_ref``'s feature names, when it has any, must be those of ``X`` in the
     same order.
+
+    ``fit`` checks that ``X`` and ``X_ref`` are in the same units, which a
+    scaler that transformed ``X`` alone would break. Per feature it compares
+    the (weighted) medians and spreads of the two samples, a spread being
+    the interquartile range divided by 1.349 (the standard deviation where
+    that is zero). It raises a ``ValueError`` when on some feature the
+    spreads differ by more than 25 times either way (compared only where
+    both interquartile ranges are positive and each sample has at least 10
+    distinct rows), or the medians are more than 25 times the larger spread
+    apart (features constant in both samples are skipped). Samples that
+    differ by an anomaly, or by a shift of a few spreads, pass; samples
+    that fail are too far apart for the test to say more than that they
+    differ.
 
     Examples
     --------
@@ -255,23 +288,7 @@ class SparKerDetector(BaseTorchDetector):
     array([-1,  1])
     """
 
-    _parameter_constraints: dict = {
-        **BaseTorchDetector._parameter_constraints,
-        "n_kernels": [Interval(Integral, 1, None, closed="left")],
-        "n_steps": [Interval(Integral, 1, None, closed="left")],
-        "learning_rate": [Interval(Real, 0, None, closed="neither")],
-        "amplitude_clip": [Interval(Real, 0, None, closed="neither")],
-        "positive_amplitudes": ["boolean"],
-        "width_start": [Interval(Real, 0, None, closed="neither")],
-        "width_end": [Interval(Real, 0, None, closed="neither"), tuple, list],
-        "anneal_fraction": [Interval(Real, 0, 1, closed="right")],
-        "n_restarts": [Interval(Integral, 1, None, closed="left")],
-        "init": [StrOptions({"k-means++", "random", "excess"})],
-        "calibration": [StrOptions(set(CALIBRATIONS)), None],
-        "n_permutations": [Interval(Integral, 0, None, closed="left")],
-        "preprocessing": [StrOptions(set(TRANSFORMS))],
-        "n_jobs": [None, Integral],
-    }
+    _parameter_constraints: dict = dict(PARAMETER_CONSTRAINTS)
 
     # the kernels are small and score on the CPU wherever they were fitted
     _device_attributes: tuple[str, ...] = ()
@@ -279,22 +296,22 @@ class SparKerDetector(BaseTorchDetector):
     def __init__(
         self,
         *,
-        n_kernels: int = 8,
-        n_steps: int = 100,
-        learning_rate: float = 0.15,
-        amplitude_clip: float = 5.0,
-        positive_amplitudes: bool = False,
-        width_start: float = 1.0,
-        width_end: float | tuple[float, ...] = (0.6, 0.1),
-        anneal_fraction: float = 0.5,
-        n_restarts: int = 1,
-        init: str = "excess",
-        calibration: str | None = "permutation",
-        n_permutations: int = 100,
-        preprocessing: str = "standard",
-        n_jobs: int | None = None,
+        n_kernels: int = DEFAULTS.n_kernels,
+        n_steps: int = DEFAULTS.n_steps,
+        learning_rate: float = DEFAULTS.learning_rate,
+        amplitude_clip: float = DEFAULTS.amplitude_clip,
+        positive_amplitudes: bool = DEFAULTS.positive_amplitudes,
+        width_start: float = DEFAULTS.width_start,
+        width_end: float | tuple[float, ...] = DEFAULTS.width_end,
+        anneal_fraction: float = DEFAULTS.anneal_fraction,
+        n_restarts: int = DEFAULTS.n_restarts,
+        init: str = DEFAULTS.init,
+        calibration: str | None = DEFAULTS.calibration,
+        n_permutations: int = DEFAULTS.n_permutations,
+        preprocessing: str = DEFAULTS.preprocessing,
+        n_jobs: int | None = DEFAULTS.n_jobs,
         contamination: str | float = "auto",
-        batch_size: int = 4096,
+        batch_size: int = DEFAULTS.chunk_size,
         device: str | torch.device = "auto",
         random_state: Any = None,
         verbose: int = 0,
@@ -321,7 +338,6 @@ class SparKerDetector(BaseTorchDetector):
 
     # -- fit ------------------------------------------------------------------
 
-    @fit_method
     def fit(
         self,
         X: Any,
@@ -337,6 +353,7 @@ class SparKerDetector(BaseTorchDetector):
         X : array-like of shape (n_samples, n_features)
             The data sample D.
         y : Ignored
+            Not used, present for API consistency by convention.
         X_ref : array-like of shape (n_ref, n_features), default=None
             The nominal reference sample R, in the units of ``X`` (with the
             same feature names, if any). When None, a synthetic Gaussian
@@ -350,62 +367,40 @@ class SparKerDetector(BaseTorchDetector):
         Returns
         -------
         self : SparKerDetector
+            Fitted estimator.
         """
-        return self._fit_validated(X, y, X_ref=X_ref, sample_weight=sample_weight)
-
-    def _options(self) -> SparKerOptions:
-        names = [f.name for f in dataclasses.fields(SparKerOptions) if f.name != "chunk_size"]
-        return SparKerOptions(
-            **{name: getattr(self, name) for name in names}, chunk_size=self.batch_size
-        )
+        with fit_context(self):
+            return self._fit_validated(X, y, X_ref=X_ref, sample_weight=sample_weight)
 
     def _fit(
         self, X: np.ndarray, y: Any, context: FitContext, *, X_ref: Any, sample_weight: Any
     ) -> tuple[np.ndarray, np.ndarray]:
-        sample_weight = _check_sample_weight(
-            sample_weight, X, dtype=np.float64, ensure_non_negative=True
+        samples = validate_samples(X, X_ref, sample_weight)
+        n_ref = None if samples.reference is None else samples.reference.shape[0]
+        for message, category in self._reference_warnings(X_ref, n_ref, X.shape[0]):
+            warnings.warn(message, category, stacklevel=_CALLER_OF_FIT)
+        if samples.reference is not None:
+            _check_same_units(
+                samples.rows,
+                samples.weights,
+                samples.reference,
+                getattr(self, "feature_names_in_", None),
+            )
+        result = run_sparker(
+            samples.rows,
+            samples.weights,
+            samples.reference,
+            options_from_params(self.get_params(deep=False)),
+            device=context.device,
+            seeds=context.seeds,
+            verbose=self.verbose,
         )
-        X_d, w_d = canonical_sample(np.asarray(X, dtype=np.float64), sample_weight)
-        if X_ref is None:
-            warnings.warn(
-                "SparKerDetector was fitted without X_ref: it compares X with a "
-                "Gaussian fit of X and flags clumps, not isolated outliers (on "
-                "scattered outliers it can rank worse than chance). Pass the "
-                "nominal reference as X_ref for the two-sample test; for a "
-                "drop-in outlier detector use e.g. IsolationForest.",
-                NoReferenceWarning,
-                stacklevel=6,
-            )
-            R = None
-        else:
-            R = self._validate_reference(X_ref, X.shape[0])
-        n_toys = self.n_permutations if self.calibration is not None else 0
-
-        n_batches = -(-n_toys // TOY_BATCH)
-        desc = f"SparKer (observed fit, then {n_batches} batches of toys)"
-        with Progress(self.n_steps + n_batches, desc, self.verbose) as bar:
-            result = run_sparker(
-                X_d,
-                w_d,
-                R,
-                self._options(),
-                calibration=self.calibration,
-                n_toys=n_toys,
-                device=context.device,
-                seeds=context.seeds,
-                n_jobs=self.n_jobs,
-                on_batch=bar.update,
-                callback=lambda step, loss: bar.update(
-                    1, postfix=f"t={-2.0 * float(loss[: self.n_restarts].min()):.3g}"
-                ),
-            )
-
         self.transform_ = result.transform
-        self.kernels_ = KernelEnsemble(result.centers.unsqueeze(0), result.amplitudes.unsqueeze(0))
+        self.kernels_ = result.kernels
         self.width_ = result.width
         self.widths_ = result.widths
         self.centers_ = result.data_centers
-        self.amplitudes_ = result.amplitudes.numpy().copy()
+        self.amplitudes_ = result.amplitudes
         self.test_statistic_ = result.statistic
         self.scale_statistics_ = result.scale_statistics
         self.null_statistics_ = result.null_statistics
@@ -417,53 +412,49 @@ class SparKerDetector(BaseTorchDetector):
         self.pvalue_ = result.pvalue
         self.zscore_ = result.zscore
         self.history_ = result.history
-        return -self._log_ratio(X), sample_weight
+        return -self._log_ratio(X), samples.sample_weight
 
-    def _validate_reference(self, X_ref: Any, n_samples: int) -> np.ndarray:
-        steps = _transforming_steps_before(self)
-        if steps:
-            raise ValueError(
-                f"X_ref reached SparKerDetector through a Pipeline whose step(s) "
-                f"{steps} transform X but not X_ref, so the two samples would be "
-                "compared in different units. Build the pipeline with "
-                "skhyper.sparker.make_reference_pipeline(...) (same steps), which "
-                "transforms X_ref as it transforms X; or, with metadata routing "
-                "on, Pipeline(..., transform_input=['X_ref'])."
-            )
-        reject_sparse(X_ref, "X_ref")
-        R = check_array(X_ref, dtype=np.float64, ensure_min_samples=2, input_name="X_ref")
-        if R.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"X_ref has {R.shape[1]} features, but X has {self.n_features_in_}: "
-                "the reference must have the same features as the data."
-            )
-        self._check_reference_names(X_ref)
-        if R.shape[0] == n_samples:
-            warnings.warn(
+    def _reference_warnings(
+        self, X_ref: Any, n_ref: int | None, n_samples: int
+    ) -> list[tuple[str, type[Warning]]]:
+        """The warnings ``fit`` issues about ``X_ref``; raises on mismatched names."""
+        if X_ref is None:
+            return [(
+                "SparKerDetector was fitted without X_ref: it compares X with a "
+                "Gaussian fit of X and flags clumps, not isolated outliers (on "
+                "scattered outliers it can rank worse than chance). Pass the "
+                "nominal reference as X_ref for the two-sample test; for a "
+                "drop-in outlier detector use e.g. IsolationForest.",
+                NoReferenceWarning,
+            )]
+        found = []
+        names_warning = self._check_reference_names(X_ref)
+        if names_warning is not None:
+            found.append((names_warning, ReferenceFeatureNamesWarning))
+        if n_ref == n_samples:
+            found.append((
                 f"X_ref has exactly as many rows as X ({n_samples}). Under "
                 "cross-validation scikit-learn slices such fit arguments per fold "
                 "(with metadata routing off, and on), so each fold would see only "
                 "part of the reference. Give the reference a different length "
                 "(e.g. drop or add a row) if this fit runs inside a CV splitter.",
-                UserWarning,
-                stacklevel=7,
-            )
-        return np.array(R, dtype=np.float64, copy=True)
+                EqualLengthReferenceWarning,
+            ))
+        return found
 
-    def _check_reference_names(self, X_ref: Any) -> None:
+    def _check_reference_names(self, X_ref: Any) -> str | None:
+        """Raise if X and X_ref name their columns differently; the warning
+        to issue when only one of them has names."""
         fitted = getattr(self, "feature_names_in_", None)
         names = _feature_names(X_ref)
         if fitted is None and names is None:
-            return
+            return None
         if fitted is None or names is None:
             which, other = ("X", "X_ref") if names is None else ("X_ref", "X")
-            warnings.warn(
+            return (
                 f"{which} has feature names but {other} does not; the columns of "
-                "X_ref are taken to be those of X, in the same order.",
-                UserWarning,
-                stacklevel=8,
+                "X_ref are taken to be those of X, in the same order."
             )
-            return
         if len(names) != len(fitted) or np.any(names != fitted):
             missing = [n for n in fitted if n not in set(names)]
             unexpected = [n for n in names if n not in set(fitted)]
@@ -476,21 +467,22 @@ class SparKerDetector(BaseTorchDetector):
                 "The feature names of X_ref should match those of X, in the same "
                 f"order.{detail} Reorder with X_ref[X.columns]."
             )
+        return None
 
     # -- inference -----------------------------------------------------------
 
     def _kernel_terms(self, X: np.ndarray) -> np.ndarray:
-        M, d = self.kernels_.centers.shape[1:]
+        centers, _ = self.kernels_.single_parameters()
+        M, d = centers.shape
         # the (rows, kernels, features) differences dominate memory
         rows = get_chunk_n_rows(row_bytes=8 * M * d, max_n_rows=self.batch_size)
         out = np.empty((X.shape[0], M), dtype=np.float64)
-        amplitudes = self.kernels_.amplitudes.unsqueeze(1)
         with torch.no_grad():
             # transformed batch by batch, so memory is bounded by the batch
             for sl in gen_batches(X.shape[0], rows):
                 Z = self.transform_.transform(np.asarray(X[sl], dtype=np.float64))
-                terms = self.kernels_.terms(torch.from_numpy(Z), self.width_)
-                out[sl] = (terms * amplitudes)[0].numpy()
+                terms = self.kernels_.single_contributions(torch.from_numpy(Z), self.width_)
+                out[sl] = terms.numpy()
         return out
 
     def _log_ratio(self, X: np.ndarray) -> np.ndarray:
@@ -622,42 +614,71 @@ def _feature_names(X: Any) -> np.ndarray | None:
     return names if names.size and all(isinstance(n, str) for n in names) else None
 
 
-def _is_identity(step: Any) -> bool:
-    return (
-        step is None
-        or (isinstance(step, str) and step == "passthrough")
-        or (isinstance(step, FunctionTransformer) and step.func is None)
-    )
+# frames from SparKerDetector._fit, where fit's warnings are issued, to the
+# caller of fit: _fit < BaseTorchDetector._fit_validated < fit < caller
+_CALLER_OF_FIT = 4
+
+# X and X_ref are taken to be in different units when, on some feature, their
+# spreads differ by more than this factor either way, or their medians are
+# more than this many of the larger spread apart (see the Notes of
+# SparKerDetector): a scaler before the detector in a plain Pipeline changes
+# a feature's spread or median by its scale and mean, often far more
+_UNITS_FACTOR = 25.0
+# rows each sample needs before spreads are compared: a few rows can lie
+# close together by chance
+_UNITS_MIN_ROWS = 10
+# the interquartile range of a Gaussian in units of its standard deviation
+_IQR_PER_STD = 1.3489795
 
 
-def _transforming_steps_before(estimator: Any) -> list[str]:
-    """Names of the steps that transform X but not X_ref before ``estimator``.
+def _location_and_spread(
+    A: np.ndarray, w: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-feature weighted median, interquartile spread (IQR / 1.349) and std."""
+    q25, q50, q75 = weighted_quantiles(A, w, np.array([0.25, 0.5, 0.75]))
+    mean = np.average(A, axis=0, weights=w)
+    std = np.sqrt(np.average((A - mean) ** 2, axis=0, weights=w))
+    return q50, (q75 - q25) / _IQR_PER_STD, std
 
-    ``fit`` has no argument that says it runs as the last step of a
-    ``Pipeline``, yet there a routed ``X_ref`` skips the transformers that
-    ``X`` went through. The calling frames say it: the nearest ``fit`` (or
-    ``fit_predict``) of a ``Pipeline`` whose final step is ``estimator``.
-    Pipelines that transform ``X_ref`` themselves (:class:`ReferencePipeline`,
-    or ``transform_input=["X_ref"]``) and identity steps do not count.
+
+def _check_same_units(
+    X: np.ndarray, w: np.ndarray, R: np.ndarray, feature_names: np.ndarray | None
+) -> None:
+    """Raise a ``ValueError`` when X and X_ref look like they are in different units.
+
+    ``X`` holds the distinct data rows with weights ``w``, ``R`` the
+    reference rows. See the Notes of :class:`SparKerDetector` for the rule.
     """
-    frame = sys._getframe(1)
-    for _ in range(50):
-        frame = frame.f_back
-        if frame is None:
-            break
-        if frame.f_code.co_name not in ("fit", "fit_predict"):
-            continue
-        owner = frame.f_locals.get("self")
-        if not isinstance(owner, Pipeline) or not owner.steps:
-            continue
-        if owner.steps[-1][1] is not estimator:
-            continue
-        if isinstance(owner, ReferencePipeline):
-            return []
-        if "X_ref" in (getattr(owner, "transform_input", None) or ()):
-            return []
-        return [name for name, step in owner.steps[:-1] if not _is_identity(step)]
-    return []
+    med_x, iqr_x, std_x = _location_and_spread(X, w)
+    med_r, iqr_r, std_r = _location_and_spread(R, np.ones(R.shape[0]))
+    # a feature with few distinct values can have a zero IQR: its std stands in
+    spread_x = np.where(iqr_x > 0, iqr_x, std_x)
+    spread_r = np.where(iqr_r > 0, iqr_r, std_r)
+    comparable = (iqr_x > 0) & (iqr_r > 0)
+    comparable &= min(X.shape[0], R.shape[0]) >= _UNITS_MIN_ROWS
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(
+            comparable, np.maximum(iqr_x / iqr_r, iqr_r / iqr_x), 1.0
+        )
+        larger = np.maximum(spread_x, spread_r)
+        offset = np.where(larger > 0, np.abs(med_x - med_r) / larger, 0.0)
+    bad = np.flatnonzero((ratio > _UNITS_FACTOR) | (offset > _UNITS_FACTOR))
+    if bad.size == 0:
+        return
+    j = int(bad[0])
+    feature = repr(feature_names[j]) if feature_names is not None else str(j)
+    raise ValueError(
+        f"X and X_ref look like they are in different units: on feature {feature}, X "
+        f"has median {med_x[j]:.3g} and spread {spread_x[j]:.3g}, X_ref median "
+        f"{med_r[j]:.3g} and spread {spread_r[j]:.3g} (spread: interquartile range "
+        f"/ 1.349), more than {_UNITS_FACTOR:g} times apart. Transformers before "
+        "SparKerDetector in a plain Pipeline transform X but not X_ref, which "
+        "reaches the last step untransformed. Build the pipeline with "
+        "skhyper.sparker.make_reference_pipeline(...) (same steps), which "
+        "transforms X_ref as it transforms X; or, with metadata routing on, "
+        "Pipeline(..., transform_input=['X_ref']). Otherwise give X_ref in the "
+        "units of X."
+    )
 
 
 FIT_ON = ("auto", "pooled", "reference", "data")
@@ -687,6 +708,11 @@ class ReferencePipeline(Pipeline):
         by the reference (consistent with ``calibration="reference"``).
         ``"auto"`` is ``"reference"`` when the final step has
         ``calibration="reference"`` and ``"pooled"`` otherwise.
+    memory : str or object with the joblib.Memory interface, default=None
+        Caches the fitted transformers, as ``Pipeline``'s ``memory``.
+    verbose : bool, default=False
+        Print the time each transformer takes to fit, as ``Pipeline``'s
+        ``verbose``.
 
     Attributes
     ----------
@@ -723,19 +749,33 @@ class ReferencePipeline(Pipeline):
     """
 
     _parameter_constraints: dict = {
-        "steps": [list],
+        "steps": Pipeline._parameter_constraints["steps"],
+        "memory": Pipeline._parameter_constraints["memory"],
+        "verbose": Pipeline._parameter_constraints["verbose"],
         "fit_transformers_on": [StrOptions(set(FIT_ON))],
     }
 
-    def __init__(self, steps: list, *, fit_transformers_on: str = "auto") -> None:
-        super().__init__(steps, memory=None, verbose=False)
+    def __init__(
+        self,
+        steps: list,
+        *,
+        fit_transformers_on: str = "auto",
+        memory: Any = None,
+        verbose: bool = False,
+    ) -> None:
+        super().__init__(steps, memory=memory, verbose=verbose)
         self.fit_transformers_on = fit_transformers_on
 
     def __getitem__(self, ind: Any) -> Any:
         if isinstance(ind, slice):
             if ind.step not in (None, 1):
                 raise ValueError("Pipeline slicing only supports a step of 1")
-            return type(self)(self.steps[ind], fit_transformers_on=self.fit_transformers_on)
+            return type(self)(
+                self.steps[ind],
+                fit_transformers_on=self.fit_transformers_on,
+                memory=self.memory,
+                verbose=self.verbose,
+            )
         return super().__getitem__(ind)
 
     def _transformers_fit_on(self) -> str:
@@ -764,6 +804,7 @@ class ReferencePipeline(Pipeline):
         Returns
         -------
         self : ReferencePipeline
+            This pipeline, fitted.
         """
         validate_parameter_constraints(
             self._parameter_constraints,
@@ -777,35 +818,50 @@ class ReferencePipeline(Pipeline):
         if X_ref is None:
             return super().fit(X, y, **params)
         fit_on = self._transformers_fit_on()
-        step_params: dict[str, dict[str, Any]] = {name: {} for name in names}
+        final_params: dict[str, Any] = {}
+        transformer_params: dict[str, Any] = {}
         for key, value in params.items():
             name, sep, param = key.partition("__")
-            if not sep or name not in step_params:
+            if not sep or name not in names:
                 raise TypeError(
                     f"Unexpected fit parameter {key!r}: give fit parameters as "
                     f"'<step>__<param>' with one of the steps {names}."
                 )
-            if name != final_name and fit_on != "data":
+            if name == final_name:
+                final_params[param] = value
+            elif fit_on != "data":
                 raise ValueError(
                     f"Fit parameter {key!r} is row-aligned with X, but the "
                     f"transformers are fitted on {fit_on!r} rows; use "
                     "fit_transformers_on='data' to pass transformer fit parameters."
                 )
-            step_params[name][param] = value
-        rows = {"data": X, "reference": X_ref, "pooled": None}[fit_on]
-        if rows is None:
-            rows = _stack(X, X_ref)
-        for name, step in self.steps[:-1]:
-            if step is None or (isinstance(step, str) and step == "passthrough"):
-                continue
-            target = y if fit_on == "data" else None
-            rows = step.fit_transform(rows, target, **step_params[name])
-            X = step.transform(X) if fit_on != "data" else rows
-            X_ref = step.transform(X_ref) if fit_on != "reference" else rows
+            else:
+                transformer_params[key] = value
+        X, X_ref = self._fit_transformers(X, y, X_ref, fit_on, transformer_params)
         final = self.steps[-1][1]
         if final is not None and not (isinstance(final, str) and final == "passthrough"):
-            final.fit(X, y, X_ref=X_ref, **step_params[final_name])
+            final.fit(X, y, X_ref=X_ref, **final_params)
         return self
+
+    def _fit_transformers(
+        self, X: Any, y: Any, X_ref: Any, fit_on: str, params: dict[str, Any]
+    ) -> tuple[Any, Any]:
+        """Fit the transformers, a ``Pipeline`` of their own, on the ``fit_on``
+        rows; return ``X`` and ``X_ref`` transformed."""
+        if len(self.steps) == 1:
+            return X, X_ref
+        transformers = Pipeline(self.steps[:-1], memory=self.memory, verbose=self.verbose)
+        rows = {"data": X, "reference": X_ref}.get(fit_on)
+        if rows is None:
+            rows = _stack(X, X_ref)
+        # the parameters are step__param whatever the routing (see Notes)
+        with config_context(enable_metadata_routing=False):
+            rows = transformers.fit_transform(rows, y if fit_on == "data" else None, **params)
+        # with memory, the fitted steps are clones: keep them, as Pipeline does
+        self.steps = [*transformers.steps, self.steps[-1]]
+        X_t = rows if fit_on == "data" else transformers.transform(X)
+        R_t = rows if fit_on == "reference" else transformers.transform(X_ref)
+        return X_t, R_t
 
     def fit_predict(
         self, X: Any, y: Any = None, *, X_ref: Any = None, **params: Any
@@ -817,6 +873,7 @@ class ReferencePipeline(Pipeline):
         X : array-like of shape (n_samples, n_features)
             The data sample.
         y : Ignored
+            Passed to the transformers only when they are fitted on ``X``.
         X_ref : array-like of shape (n_ref, n_features), default=None
             The reference sample, in the units of ``X``.
         **params : dict
@@ -825,6 +882,7 @@ class ReferencePipeline(Pipeline):
         Returns
         -------
         labels : ndarray of shape (n_samples,)
+            +1 for inliers, -1 for outliers.
         """
         return self.fit(X, y, X_ref=X_ref, **params).predict(X)
 
@@ -838,7 +896,12 @@ def _stack(X: Any, X_ref: Any) -> Any:
     return np.vstack([np.asarray(X), np.asarray(X_ref)])
 
 
-def make_reference_pipeline(*steps: Any, fit_transformers_on: str = "auto") -> ReferencePipeline:
+def make_reference_pipeline(
+    *steps: Any,
+    fit_transformers_on: str = "auto",
+    memory: Any = None,
+    verbose: bool = False,
+) -> ReferencePipeline:
     """Build a :class:`ReferencePipeline`, naming the steps as ``make_pipeline`` does.
 
     The way to put transformers (scalers, PCA...) before a
@@ -851,10 +914,15 @@ def make_reference_pipeline(*steps: Any, fit_transformers_on: str = "auto") -> R
         Transformers, then the detector.
     fit_transformers_on : {"auto", "pooled", "reference", "data"}, default="auto"
         Rows the transformers are fitted on (see :class:`ReferencePipeline`).
+    memory : str or object with the joblib.Memory interface, default=None
+        Caches the fitted transformers.
+    verbose : bool, default=False
+        Print the time each transformer takes to fit.
 
     Returns
     -------
     pipeline : ReferencePipeline
+        The pipeline, not fitted.
 
     Examples
     --------
@@ -864,4 +932,6 @@ def make_reference_pipeline(*steps: Any, fit_transformers_on: str = "auto") -> R
     'standardscaler'
     """
     named = make_pipeline(*steps).steps
-    return ReferencePipeline(named, fit_transformers_on=fit_transformers_on)
+    return ReferencePipeline(
+        named, fit_transformers_on=fit_transformers_on, memory=memory, verbose=verbose
+    )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,14 +9,15 @@ import numpy as np
 from scipy.special import ndtri
 from sklearn.utils.validation import check_array
 
-from ._utils.base import reject_sparse
-from ._utils.compat import _check_sample_weight, validate_parameter_constraints
-from ._utils.progress import Progress
+from ._sparker.options import (
+    DEFAULTS,
+    PARAMETER_CONSTRAINTS,
+    options_from_params,
+    validate_samples,
+)
+from ._sparker.twosample import run_sparker
+from ._utils.compat import validate_parameter_constraints
 from ._utils.runtime import fit_seed_sequence, resolve_device
-from ._utils.preprocessing import canonical_sample
-from .sparker import SparKerDetector
-from ._sparker.twosample import TOY_BATCH, SparKerOptions, run_sparker
-
 
 __all__ = [
     "PowerMetrics",
@@ -90,9 +90,9 @@ def sparker_test(
     data: Any,
     reference: Any,
     *,
-    n_kernels: int = 8,
-    calibration: str = "permutation",
-    n_permutations: int = 100,
+    n_kernels: int = DEFAULTS.n_kernels,
+    calibration: str = DEFAULTS.calibration,
+    n_permutations: int = DEFAULTS.n_permutations,
     random_state: Any = None,
     sample_weight: Any = None,
     device: Any = "auto",
@@ -107,7 +107,8 @@ def sparker_test(
     Runs the same test as ``SparKerDetector(...).fit(data, X_ref=reference)``
     and gives the same numbers for the same ``random_state``. Further keyword
     arguments (``n_steps``, ``width_end``, ``preprocessing``, ``batch_size``...)
-    are :class:`~skhyper.SparKerDetector` parameters.
+    are :class:`~skhyper.SparKerDetector` parameters, with the same defaults
+    and the same constraints.
 
     Parameters
     ----------
@@ -136,6 +137,7 @@ def sparker_test(
     Returns
     -------
     result : SparKerTestResult
+        The statistic, its p-value and the fitted kernels.
 
     Examples
     --------
@@ -153,8 +155,10 @@ def sparker_test(
             f"n_permutations >= 1; got calibration={calibration!r}, "
             f"n_permutations={n_permutations!r}."
         )
+    unknown = sorted(set(options) - set(PARAMETER_CONSTRAINTS))
+    if unknown:
+        raise TypeError(f"sparker_test got unexpected keyword argument(s) {unknown}.")
     params = {
-        **SparKerDetector().get_params(),
         **options,
         "n_kernels": n_kernels,
         "calibration": calibration,
@@ -163,47 +167,24 @@ def sparker_test(
         "device": device,
         "verbose": verbose,
     }
-    unknown = sorted(set(options) - set(SparKerDetector().get_params()))
-    if unknown:
-        raise TypeError(f"sparker_test got unexpected keyword argument(s) {unknown}.")
-    validate_parameter_constraints(
-        SparKerDetector._parameter_constraints, params, caller_name="sparker_test"
+    validate_parameter_constraints(PARAMETER_CONSTRAINTS, params, caller_name="sparker_test")
+    samples = validate_samples(
+        data, reference, sample_weight, names=("data", "reference")
     )
-    reject_sparse(data, "data")
-    reject_sparse(reference, "reference")
-    D = check_array(data, dtype=np.float64, ensure_min_samples=2, input_name="data")
-    R = check_array(reference, dtype=np.float64, ensure_min_samples=2, input_name="reference")
-    if R.shape[1] != D.shape[1]:
-        raise ValueError(
-            f"reference has {R.shape[1]} features, but data has {D.shape[1]}: the "
-            "reference must have the same features as the data."
-        )
-    w = _check_sample_weight(sample_weight, D, dtype=np.float64, ensure_non_negative=True)
-    X_d, w_d = canonical_sample(D, w)
-    names = [f.name for f in dataclasses.fields(SparKerOptions) if f.name != "chunk_size"]
-    opts = SparKerOptions(
-        **{k: params[k] for k in names}, chunk_size=params["batch_size"]
+    res = run_sparker(
+        samples.rows,
+        samples.weights,
+        samples.reference,
+        options_from_params(params),
+        device=resolve_device(device),
+        seeds=fit_seed_sequence(random_state),
+        verbose=verbose,
     )
-    n_batches = -(-n_permutations // TOY_BATCH)
-    with Progress(opts.n_steps + n_batches, "SparKer", verbose) as bar:
-        res = run_sparker(
-            X_d,
-            w_d,
-            np.array(R, dtype=np.float64, copy=True),
-            opts,
-            calibration=calibration,
-            n_toys=n_permutations,
-            device=resolve_device(device),
-            seeds=fit_seed_sequence(random_state),
-            n_jobs=params["n_jobs"],
-            callback=lambda step, loss: bar.update(1),
-            on_batch=bar.update,
-        )
     return SparKerTestResult(
         statistic=res.statistic,
         pvalue=res.pvalue,
         zscore=res.zscore,
-        kernels=SparKerKernels(res.data_centers, res.amplitudes.numpy().copy(), res.width),
+        kernels=SparKerKernels(res.data_centers, res.amplitudes, res.width),
         null_statistics=res.null_statistics,
         scale_statistics=res.scale_statistics,
         scale_pvalues=res.scale_pvalues,

@@ -1,8 +1,11 @@
 """SparKerDetector, the batched kernel ensemble and stats.sparker_test."""
 
+import inspect
 import pickle
 import random
+import re
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +21,7 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
+import skhyper
 from skhyper import SparKerDetector
 from skhyper._sparker import kernels as kern
 from skhyper._sparker.kernels import KernelEnsemble, _augment, train_kernels, width_schedule
@@ -297,6 +301,61 @@ def test_sparker_test_result():
         res.statistic = 0.0  # frozen
     with pytest.raises(ValueError, match="calibration"):
         sparker_test(data, ref, calibration=None)
+
+
+def test_sparker_test_and_the_estimator_share_defaults_and_constraints():
+    """One set of options: the same defaults, the same numbers, the same errors."""
+    test_defaults = {
+        name: p.default
+        for name, p in inspect.signature(sparker_test).parameters.items()
+        if p.default is not inspect.Parameter.empty and name != "sample_weight"
+    }
+    est_defaults = SparKerDetector().get_params()
+    assert test_defaults == {name: est_defaults[name] for name in test_defaults}
+    data, ref, _, _ = bump_sample(2, n_data=200, n_ref=600)
+    res = sparker_test(data, ref, **FAST)
+    det = SparKerDetector(**FAST).fit(data, X_ref=ref)
+    assert (res.statistic, res.pvalue) == (det.test_statistic_, det.pvalue_)
+    np.testing.assert_array_equal(res.null_statistics, det.null_statistics_)
+    np.testing.assert_array_equal(res.kernels.centers, det.centers_)
+    invalid = [
+        ("n_steps", 0),
+        ("init", "kmeans"),
+        ("preprocessing", "minmax"),
+        ("width_end", "0.1"),
+        ("batch_size", 0),
+        ("n_jobs", 1.5),
+        ("positive_amplitudes", "yes"),
+    ]
+    for name, value in invalid:
+        with pytest.raises(ValueError) as from_test:
+            sparker_test(data, ref, **{**FAST, name: value})
+        with pytest.raises(ValueError) as from_estimator:
+            SparKerDetector(**{**FAST, name: value}).fit(data, X_ref=ref)
+        assert type(from_test.value) is type(from_estimator.value)
+        message = str(from_test.value).replace("sparker_test", "SparKerDetector")
+        assert message == str(from_estimator.value)
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        sparker_test(data, ref, n_kernel=3)
+    # the samples go through the same checks, under their own names
+    with pytest.raises(ValueError, match="reference has 3 features, but data has 4"):
+        sparker_test(data, ref[:, :3])
+    with pytest.raises(ValueError, match="X_ref has 3 features, but X has 4"):
+        SparKerDetector(**FAST).fit(data, X_ref=ref[:, :3])
+
+
+def test_no_call_stack_inspection_in_the_package():
+    """The detector does not look up who called it (a Pipeline, say): it
+    checks the samples it is given."""
+    package = Path(skhyper.__file__).parent
+    pattern = re.compile(r"_getframe|currentframe|inspect\.stack|f_back|getouterframes")
+    found = [
+        f"{path.relative_to(package)}:{n}"
+        for path in sorted(package.rglob("*.py"))
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if pattern.search(line)
+    ]
+    assert found == []
 
 
 # -- metadata routing --------------------------------------------------------------

@@ -14,8 +14,16 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+import skhyper.sparker as sparker_module
 from skhyper import SparKerDetector
-from skhyper.sparker import NoReferenceWarning, ReferencePipeline, make_reference_pipeline
+from skhyper.sparker import (
+    EqualLengthReferenceWarning,
+    NoReferenceWarning,
+    ReferenceFeatureNamesWarning,
+    ReferencePipeline,
+    _check_same_units,
+    make_reference_pipeline,
+)
 from skhyper.stats import power_metrics
 
 from conftest import SPARKER as FAST
@@ -120,6 +128,96 @@ def test_reference_feature_names_must_match():
         SparKerDetector(**FAST).fit(X, X_ref=R.rename(columns={"c": "z"}))
     with pytest.warns(UserWarning, match="X has feature names but X_ref does not"):
         SparKerDetector(**FAST).fit(X, X_ref=R.to_numpy())
+
+
+@pytest.mark.parametrize(
+    "units, shift, rule",
+    [(UNITS, 0.0, "spreads"), (1.0, SHIFT, "medians")],
+)
+def test_reference_in_other_units_raises(units, shift, rule):
+    """A scaler before the detector in a plain Pipeline: the spreads (or, for
+    features with unit spread, the medians) of X and X_ref part by far more
+    than the factor; through make_reference_pipeline the same data fit."""
+    data, ref, _, _ = bump_sample(0, n_data=200, n_ref=600)
+    D, R = data * units + shift, ref * units + shift
+    with pytest.raises(ValueError, match="different units") as info:
+        make_pipeline(StandardScaler(), SparKerDetector(**FAST)).fit(
+            D, sparkerdetector__X_ref=R
+        )
+    assert "make_reference_pipeline" in str(info.value)
+    assert "transform_input=['X_ref']" in str(info.value)
+    scaled = StandardScaler().fit_transform(D)
+    with pytest.raises(ValueError, match="different units"):
+        SparKerDetector(**FAST).fit(scaled, X_ref=R)
+    pipe = make_reference_pipeline(StandardScaler(), SparKerDetector(**FAST)).fit(D, X_ref=R)
+    assert np.isfinite(pipe[-1].test_statistic_)
+    # the check names the feature, by name when X has names
+    cols = ["a", "b", "c", "d"]
+    with pytest.raises(ValueError, match="on feature 'a'" if rule == "spreads" else "feature"):
+        SparKerDetector(**FAST).fit(
+            pd.DataFrame(scaled, columns=cols), X_ref=pd.DataFrame(R, columns=cols)
+        )
+
+
+def test_samples_in_the_same_units_pass_the_units_check():
+    """Samples that differ as two-sample tests see them pass: a shifted
+    sample, a few rows, heavy tails, rare flags, constant features."""
+    rng = np.random.default_rng(0)
+    R = rng.normal(size=(2000, 3))
+    flags = np.r_[np.ones(2), np.zeros(1998)]  # a flag rare in the reference
+    cases = {
+        "all shifted": R[:300] + 5.0,
+        "narrow": 0.1 * R[:300],
+        "few rows": R[:2] + 1.0,
+        "ten rows": rng.normal(size=(10, 3)),
+        "heavy tails": rng.standard_cauchy(size=(300, 3)),
+        "constant in X": np.c_[np.full(300, 1.0), R[:300, 1:]],
+    }
+    ones = np.ones
+    for X in cases.values():
+        _check_same_units(X, ones(len(X)), R, None)
+    # a flag set in 40% of the data rows, in 0.1% of the reference's
+    X = np.c_[rng.normal(size=(300, 2)), rng.random(300) < 0.4]
+    _check_same_units(X, ones(300), np.c_[R[:, :2], flags], None)
+    # constant in both, at different values
+    _check_same_units(np.zeros((50, 1)), ones(50), np.ones((200, 1)), None)
+    with pytest.raises(ValueError, match="different units"):
+        _check_same_units(R[:300] * 30.0, ones(300), R, None)
+    with pytest.raises(ValueError, match="different units"):
+        _check_same_units(R[:300] + 30.0, ones(300), R, None)
+
+
+def test_fit_warnings_have_their_classes_and_point_at_the_caller():
+    rng = np.random.default_rng(0)
+    cols = ["a", "b"]
+    X = pd.DataFrame(rng.normal(size=(60, 2)), columns=cols)
+    cases = [
+        (NoReferenceWarning, {}),
+        (EqualLengthReferenceWarning, {"X_ref": X[::-1] + 0.01}),
+        (ReferenceFeatureNamesWarning, {"X_ref": rng.normal(size=(200, 2))}),
+    ]
+    for category, kwargs in cases:
+        assert issubclass(category, UserWarning)
+        assert category.__name__ in sparker_module.__all__
+        with pytest.warns(category) as record:
+            SparKerDetector(**FAST).fit(X, **kwargs)
+        assert [(w.category, w.filename) for w in record] == [(category, __file__)]
+
+
+def test_reference_pipeline_memory_and_verbose(tmp_path, capsys):
+    """The transformers are fitted as a Pipeline of their own: memory caches
+    them and verbose reports them, as in a Pipeline."""
+    data, ref, _, _ = bump_sample(1, n_data=200, n_ref=600)
+    D, R = _in_units(data, ref)
+    pipe = make_reference_pipeline(
+        StandardScaler(), SparKerDetector(**FAST), memory=str(tmp_path), verbose=True
+    ).fit(D, X_ref=R)
+    assert "standardscaler" in capsys.readouterr().out
+    assert any(tmp_path.iterdir())  # the cache
+    np.testing.assert_allclose(pipe[0].mean_, np.vstack([D, R]).mean(axis=0))
+    plain = make_reference_pipeline(StandardScaler(), SparKerDetector(**FAST)).fit(D, X_ref=R)
+    np.testing.assert_array_equal(pipe.score_samples(D), plain.score_samples(D))
+    assert pipe[:1].memory == str(tmp_path) and pipe[:1].verbose
 
 
 # -- without a reference -----------------------------------------------------------------

@@ -100,9 +100,31 @@ class KernelEnsemble(nn.Module):
             amplitudes.detach().clone().to(centers.device, centers.dtype)
         )
 
+    @classmethod
+    def single(cls, centers: torch.Tensor, amplitudes: torch.Tensor) -> KernelEnsemble:
+        """One ensemble (T = 1) of centres (M, d) and amplitudes (M,)."""
+        return cls(centers.unsqueeze(0), amplitudes.unsqueeze(0))
+
     @property
     def n_toys(self) -> int:
         return int(self.centers.shape[0])
+
+    def _check_single(self) -> None:
+        if self.n_toys != 1:
+            raise ValueError(f"this ensemble holds {self.n_toys} toys, not a single one")
+
+    def single_parameters(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Centres (M, d) and amplitudes (M,) of a single ensemble (see :meth:`single`)."""
+        self._check_single()
+        return self.centers[0], self.amplitudes[0]
+
+    def single_contributions(self, X: torch.Tensor, width: float) -> torch.Tensor:
+        """Each kernel's term of f with its amplitude, for a single ensemble: (N, M).
+
+        ``a_k softmax_k(l) exp(l_k)``; a row's terms sum to its f.
+        """
+        self._check_single()
+        return (self.terms(X, width) * self.amplitudes.unsqueeze(1))[0]
 
     def terms(self, X: torch.Tensor, width: float) -> torch.Tensor:
         """Each kernel's term of f before its amplitude, ``softmax_k(l) exp(l_k)``:
@@ -246,7 +268,9 @@ def kmeans_plus_plus(
     else:
         idx = first
     chosen = [X[idx]]
-    dmin = (x2.unsqueeze(0) - 2.0 * chosen[0] @ X.T + (chosen[0] ** 2).sum(1, keepdim=True)).clamp_min_(0.0)
+    dmin = (
+        x2.unsqueeze(0) - 2.0 * chosen[0] @ X.T + (chosen[0] ** 2).sum(1, keepdim=True)
+    ).clamp_min_(0.0)
     for _ in range(1, n_kernels):
         prob = weights * dmin
         # toys whose data are all covered already fall back to the weights
@@ -397,7 +421,7 @@ def scale_widths(widths: np.ndarray, stages: np.ndarray) -> np.ndarray:
 
 @dataclass
 class KernelFit:
-    """Result of :func:`train_kernels`: per held width (scale) S and toy T."""
+    """Result of :func:`train_kernels`: per held width (scale, S of them) and toy (T)."""
 
     centers: torch.Tensor  # (S, T, M, d) at the lowest loss while held
     amplitudes: torch.Tensor  # (S, T, M)
@@ -449,7 +473,10 @@ def train_kernels(
     def optimiser() -> torch.optim.Adam:
         return torch.optim.Adam(
             [
-                {"params": [model.centers], "lr": learning_rate if center_lr is None else center_lr},
+                {
+                    "params": [model.centers],
+                    "lr": learning_rate if center_lr is None else center_lr,
+                },
                 {"params": [model.amplitudes]},
             ],
             lr=learning_rate,

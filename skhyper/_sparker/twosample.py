@@ -1,11 +1,14 @@
-"""The SparKer two-sample test: observed fit, null toys and calibration in one place.
+"""The SparKer two-sample test: prepare, fit the observed split and the toys, calibrate.
 
-:func:`run_sparker` takes a weighted data sample and a reference, scales
-them, trains the observed split and every null toy as one batched tensor
-program (:mod:`skhyper.kernels`), and calibrates ``t`` at each held width
-with the min-p rule. :class:`~skhyper.SparKerDetector` and
-:func:`skhyper.stats.sparker_test` both call it. Nothing here knows about
-scikit-learn.
+:func:`run_sparker` takes a weighted data sample and a reference checked by
+:func:`.options.validate_samples` and runs the test in three steps:
+:func:`prepare_test` scales the samples and fixes what every fit shares
+(:class:`Setup`); :func:`fit_observed` and :func:`fit_toys` train the
+observed split and the null toys, each batch of toys as one tensor program
+(:mod:`.kernels`); :func:`calibrate` ranks ``t`` at each held width, applies
+the min-p rule and assembles the :class:`SparKerResult`.
+:class:`~skhyper.SparKerDetector` and :func:`skhyper.stats.sparker_test`
+both call :func:`run_sparker`. Nothing here knows about scikit-learn.
 """
 
 from __future__ import annotations
@@ -19,8 +22,11 @@ import torch
 from joblib import Parallel, delayed
 from scipy.special import ndtri
 
+from .._utils.preprocessing import InputTransform
+from .._utils.progress import Progress
 from .._utils.runtime import make_generator, seed_of, to_tensor, usable_device
 from .kernels import (
+    KernelEnsemble,
     KernelFit,
     excess_seeding,
     held_widths,
@@ -32,7 +38,7 @@ from .kernels import (
     value_histogram,
     width_schedule,
 )
-from .._utils.preprocessing import InputTransform
+from .options import SparKerOptions
 
 # reference calibration draws pseudo-data of the size of X from X_ref
 REFERENCE_MIN_RATIO = 5
@@ -43,33 +49,11 @@ SYNTH_RATIO, SYNTH_MIN, SYNTH_MAX = 5, 1000, 50_000
 TOY_BATCH = 25
 # rows used to measure the typical distance that sets the width scale
 _DISTANCE_ROWS = 1000
-CALIBRATIONS = ("permutation", "reference")
 # levels of f (over [-clip, clip]) at which the toys' per-row excesses are counted
 N_EXCESS_LEVELS = 1001
 # init="excess": candidate rows for the seeds, and how many of each one's
 # nearest pooled rows its excess is summed over
 EXCESS_CANDIDATES, EXCESS_NEIGHBOURS = 2000, 20
-# total data weight below which the loss's gradients shrink towards Adam's
-# epsilon (1e-8) and the kernels stop training; above which float32 overflows
-_MIN_TOTAL_WEIGHT, _MAX_TOTAL_WEIGHT = 1e-3, 1e30
-
-
-@dataclass(frozen=True)
-class SparKerOptions:
-    """The training settings of one test (the estimator's parameters)."""
-
-    n_kernels: int = 8
-    n_steps: int = 100
-    learning_rate: float = 0.15
-    amplitude_clip: float = 5.0
-    width_start: float = 1.0
-    width_end: float | tuple[float, ...] = (0.6, 0.1)
-    anneal_fraction: float = 0.5
-    n_restarts: int = 1
-    init: str = "excess"
-    preprocessing: str = "standard"
-    positive_amplitudes: bool = False
-    chunk_size: int = 4096
 
 
 @dataclass(frozen=True)
@@ -77,11 +61,11 @@ class SparKerResult:
     """Everything one test produces. Kernel centres are in the transformed space."""
 
     transform: InputTransform
-    centers: torch.Tensor  # (M, d), float64, CPU, transformed space
+    kernels: KernelEnsemble  # the observed fit's, single (T = 1), float64, CPU
     data_centers: np.ndarray  # (M, d), in the units of the data
-    amplitudes: torch.Tensor  # (M,)
+    amplitudes: np.ndarray  # (M,)
     width: float
-    widths: np.ndarray  # (S,)
+    widths: np.ndarray  # (S,) the held widths (scales)
     statistic: float
     scale_statistics: np.ndarray  # (S,)
     pvalue: float | None
@@ -136,35 +120,6 @@ def upper_tail_ranks(stats: np.ndarray) -> np.ndarray:
     for s, row in enumerate(stats):
         out[s] = (n - np.searchsorted(np.sort(row), row, side="left")) / n
     return out
-
-
-def check_sample(X: np.ndarray, w: np.ndarray, R: np.ndarray | None) -> None:
-    """Raise a ``ValueError`` for values or weights the test cannot represent.
-
-    The weights are frequencies: the statistic scales with them. A total
-    data weight below 1e-3 leaves gradients near Adam's epsilon (the kernels
-    would not move); above 1e30 the float32 loss overflows. Features so large
-    that their squared deviations overflow float64 cannot be standardised.
-    """
-    total = float(w.sum())
-    if not _MIN_TOTAL_WEIGHT <= total <= _MAX_TOTAL_WEIGHT:
-        raise ValueError(
-            f"sample_weight sums to {total:.3g}; SparKer treats weights as row "
-            f"counts (t scales with them) and needs a total between "
-            f"{_MIN_TOTAL_WEIGHT:g} and {_MAX_TOTAL_WEIGHT:g}. Rescale the weights, "
-            "e.g. to a mean of 1 (sample_weight / sample_weight.mean())."
-        )
-    n_total = total + (0 if R is None else R.shape[0])
-    # (x - mean)^2 summed over the rows must stay finite
-    limit = 0.25 * math.sqrt(np.finfo(np.float64).max / max(n_total, 1.0))
-    for name, A in (("X", X), ("X_ref", R)):
-        if A is not None and A.size and float(np.abs(A).max()) > limit:
-            raise ValueError(
-                f"{name} holds values up to {float(np.abs(A).max()):.3g} in magnitude, "
-                f"beyond {limit:.3g}: their squared deviations overflow float64, so "
-                "they cannot be standardised. Rescale those features (e.g. divide "
-                "by a power of ten) before fitting."
-            )
 
 
 def typical_distance(Z: torch.Tensor, w: torch.Tensor, gen: torch.Generator) -> float:
@@ -295,37 +250,43 @@ def _toy_seeds(seeds: np.random.SeedSequence, n_toys: int) -> list[int]:
     ]
 
 
-def run_sparker(
+@dataclass(frozen=True)
+class Setup:
+    """A prepared test (:func:`prepare_test`): the shared problem and the seeds."""
+
+    problem: _Problem
+    transform: InputTransform
+    calibration: str | None  # None when no toys are trained
+    observed_seed: int
+    toy_seeds: list[int]
+
+
+@dataclass(frozen=True)
+class ToyFits:
+    """The null toys' results, fits ordered toy by toy, ``n_restarts`` each (F fits)."""
+
+    loss: np.ndarray  # (S, F) lowest loss at each held width
+    history: np.ndarray  # (n_steps, F)
+    excess: np.ndarray  # (S, F, G + 1) histograms of f over each fit's data rows
+
+
+def prepare_test(
     X: np.ndarray,
     w: np.ndarray,
     R: np.ndarray | None,
     options: SparKerOptions,
-    *,
-    calibration: str | None,
-    n_toys: int,
     device: torch.device,
     seeds: np.random.SeedSequence,
-    n_jobs: int | None = None,
-    callback: Callable[[int, torch.Tensor], None] | None = None,
-    on_batch: Callable[[], None] | None = None,
-) -> SparKerResult:
-    """Fit the observed split of (X, w) against R and ``n_toys`` null toys; calibrate.
+) -> Setup:
+    """Scale the samples, set the width schedule and draw every seed of the test.
 
-    ``X`` holds distinct data rows with positive weights ``w``; ``R`` the
-    reference rows (unit weights), or None for a synthetic Gaussian reference
-    (:func:`synthetic_reference`). ``calibration`` None (or ``n_toys`` 0)
-    fits the observed split only. Every random draw comes from ``seeds``.
-
-    The observed split is trained here; the toys are trained in batches of
-    :data:`TOY_BATCH` through ``joblib.Parallel(n_jobs)``, so that a joblib
-    backend (e.g. dask's) can spread them over workers. Each toy is seeded
-    by its index and the batches are fixed, so the result does not depend on
-    ``n_jobs`` or the backend. ``callback(step, loss)`` follows the observed
-    fit; ``on_batch()`` is called as each toy batch returns.
+    ``R`` None draws a synthetic Gaussian reference
+    (:func:`synthetic_reference`). Under ``calibration="reference"`` the
+    transform and the width scale come from the reference rows, otherwise
+    from the pooled rows. ``init="excess"`` also builds the pooled rows'
+    neighbour graph, shared by the observed split and every toy.
     """
-    if n_toys == 0:
-        calibration = None
-    check_sample(X, w, R)
+    calibration = options.calibration if options.n_toys > 0 else None
     ends = held_widths(options.width_end, options.n_steps)
     rng = np.random.default_rng(seeds)
     distance_seed, observed_seed = (int(v) for v in rng.integers(2**31 - 1, size=2))
@@ -359,8 +320,6 @@ def run_sparker(
     )
     candidates = neighbours = sq_distances = None
     if options.init == "excess":
-        # one neighbour graph of the pooled rows, whatever the labels, for
-        # the observed split and every toy
         graph_seed = seed_of(np.random.SeedSequence(seeds.entropy, spawn_key=(*seeds.spawn_key, 2)))
         candidates, neighbours, sq_distances = (
             a.cpu().numpy()
@@ -373,39 +332,83 @@ def run_sparker(
         Z.cpu().numpy(), omega.cpu().numpy(), n_d, options, widths, stages, str(device),
         candidates, neighbours, sq_distances,
     )
-    observed, _ = _fit_splits(problem, None, [observed_seed], callback)
-    losses, histories = [observed.loss.cpu().numpy().astype(np.float64)], [observed.history]
-    excesses = []
-    if calibration is not None:
-        toy_seeds = _toy_seeds(seeds, n_toys)
-        batches = [toy_seeds[i : i + TOY_BATCH] for i in range(0, n_toys, TOY_BATCH)]
-        for loss, history, excess in Parallel(n_jobs=n_jobs, return_as="generator")(
-            delayed(_toy_batch)(problem, calibration, batch) for batch in batches
-        ):
-            losses.append(loss)
-            histories.append(history)
-            excesses.append(excess)
-            if on_batch is not None:
-                on_batch()
-    n_fits = 1 + (n_toys if calibration is not None else 0)
-    S = options.n_restarts
-    all_loss = np.concatenate(losses, axis=1)
-    history = np.concatenate(histories, axis=1)
+    toy_seeds = _toy_seeds(seeds, options.n_toys) if calibration is not None else []
+    return Setup(problem, transform, calibration, observed_seed, toy_seeds)
 
-    # per scale: the best restart of every fit (observed = fit 0)
-    loss = all_loss.reshape(len(ends), n_fits, S)
-    best_np = loss.argmin(axis=2) + np.arange(n_fits) * S
-    stats = -2.0 * loss.min(axis=2)
+
+def fit_observed(
+    setup: Setup, callback: Callable[[int, torch.Tensor], None] | None = None
+) -> KernelFit:
+    """Train the observed split (``n_restarts`` fits); ``callback(step, loss)`` follows it."""
+    observed, _ = _fit_splits(setup.problem, None, [setup.observed_seed], callback)
+    return observed
+
+
+def fit_toys(
+    setup: Setup,
+    n_jobs: int | None = None,
+    on_batch: Callable[[], None] | None = None,
+) -> ToyFits | None:
+    """Train the null toys in batches of :data:`TOY_BATCH`; None without calibration.
+
+    The batches go through ``joblib.Parallel(n_jobs)``, so that a joblib
+    backend (e.g. dask's) can spread them over workers. Each toy is seeded
+    by its index and the batches are fixed, so the result does not depend on
+    ``n_jobs`` or the backend. ``on_batch()`` is called as each batch returns.
+    """
+    if setup.calibration is None:
+        return None
+    seeds = setup.toy_seeds
+    batches = [seeds[i : i + TOY_BATCH] for i in range(0, len(seeds), TOY_BATCH)]
+    losses, histories, excesses = [], [], []
+    for loss, history, excess in Parallel(n_jobs=n_jobs, return_as="generator")(
+        delayed(_toy_batch)(setup.problem, setup.calibration, batch) for batch in batches
+    ):
+        losses.append(loss)
+        histories.append(history)
+        excesses.append(excess)
+        if on_batch is not None:
+            on_batch()
+    return ToyFits(
+        np.concatenate(losses, axis=1),
+        np.concatenate(histories, axis=1),
+        np.concatenate(excesses, axis=1),
+    )
+
+
+def calibrate(setup: Setup, observed: KernelFit, toys: ToyFits | None) -> SparKerResult:
+    """Statistics, p-values and the selected kernels of a trained test.
+
+    Per held width, each fit (the observed split is fit 0, then the toys)
+    keeps its best restart, ``t = -2 min L``. Without toys the narrowest
+    width is selected; with them, each width's rank p-value is taken over
+    all fits, the observed min-p over widths is ranked among the fits'
+    min-p values (ties by the largest standardised ``t``), and the width
+    with the observed fit's smallest p-value is selected.
+    """
+    options = setup.problem.options
+    n_restarts = options.n_restarts
+    calibrated = toys is not None
+    loss = observed.loss.cpu().numpy().astype(np.float64)
+    history = observed.history
+    if calibrated:
+        loss = np.concatenate([loss, toys.loss], axis=1)
+        history = np.concatenate([history, toys.history], axis=1)
+    n_scales = loss.shape[0]
+    n_fits = loss.shape[1] // n_restarts
+    by_fit = loss.reshape(n_scales, n_fits, n_restarts)
+    # per scale: the best restart of every fit, as a column of loss
+    best = by_fit.argmin(axis=2) + np.arange(n_fits) * n_restarts
+    stats = -2.0 * by_fit.min(axis=2)
     scale_p = upper_tail_ranks(stats)
     # t standardised per width over all fits (observed and toys alike)
     z = (stats - stats.mean(1, keepdims=True)) / np.maximum(stats.std(1, keepdims=True), 1e-12)
-    chosen = int(np.lexsort((-z[:, 0], scale_p[:, 0]))[0]) if calibration else len(ends) - 1
-    obs = int(best_np[chosen, 0])  # the observed fit's best restart
+    chosen = int(np.lexsort((-z[:, 0], scale_p[:, 0]))[0]) if calibrated else n_scales - 1
+    obs = int(best[chosen, 0])  # the observed fit's best restart
     pvalue = zscore = None
-    levels = excess_levels(options.amplitude_clip)
-    if calibration is not None:
-        # the histograms hold the toys' columns of all_loss (past the observed S)
-        hist = np.concatenate(excesses, axis=1)[chosen, best_np[chosen, 1:] - S].sum(0)
+    if calibrated:
+        # the histograms hold the toys' columns of loss (past the observed restarts)
+        hist = toys.excess[chosen, best[chosen, 1:] - n_restarts].sum(0)
         # counts[j + 1]: weighted toy data rows with f >= levels[j]; counts[0]: all
         counts = np.cumsum(hist[::-1])[::-1]
         # min-p over widths, calibrated by the same toys; ties in min-p
@@ -414,13 +417,14 @@ def run_sparker(
         as_extreme = (min_p < min_p[0]) | ((min_p == min_p[0]) & (max_z >= max_z[0]))
         pvalue = float(np.mean(as_extreme))
         zscore = float(ndtri(1.0 - pvalue))
-    calibrated = calibration is not None
     centers = observed.centers[chosen, obs].detach().to("cpu", torch.float64)
+    amplitudes = observed.amplitudes[chosen, obs].detach().to("cpu", torch.float64)
+    transform = setup.transform
     return SparKerResult(
         transform=transform,
-        centers=centers,
+        kernels=KernelEnsemble.single(centers, amplitudes),
         data_centers=transform.inverse_transform(centers.numpy()),
-        amplitudes=observed.amplitudes[chosen, obs].detach().to("cpu", torch.float64),
+        amplitudes=amplitudes.numpy().copy(),
         width=float(observed.widths[chosen]),
         widths=observed.widths.copy(),
         statistic=float(stats[chosen, 0]),
@@ -430,15 +434,48 @@ def run_sparker(
         scale_pvalues=scale_p[:, 0].copy() if calibrated else None,
         null_statistics=stats[chosen, 1:].copy() if calibrated else None,
         null_scale_statistics=stats[:, 1:].T.copy() if calibrated else None,
-        excess_levels=levels if calibrated else None,
+        excess_levels=excess_levels(options.amplitude_clip) if calibrated else None,
         null_excess_counts=counts[1:] if calibrated else None,
         null_excess_total=float(counts[0]) if calibrated else None,
         history={
             "loss": history[:, obs].copy(),
-            "width": widths,
-            "null_loss": history[:, best_np[-1, 1:]].copy() if calibrated else None,
+            "width": setup.problem.widths,
+            "null_loss": history[:, best[-1, 1:]].copy() if calibrated else None,
         },
     )
+
+
+def run_sparker(
+    X: np.ndarray,
+    w: np.ndarray,
+    R: np.ndarray | None,
+    options: SparKerOptions,
+    *,
+    device: torch.device,
+    seeds: np.random.SeedSequence,
+    verbose: int = 0,
+) -> SparKerResult:
+    """The whole test: :func:`prepare_test`, the fits, :func:`calibrate`.
+
+    ``X`` holds distinct data rows with positive weights ``w``; ``R`` the
+    reference rows (unit weights), or None for a synthetic Gaussian
+    reference. Without a calibration (or with no toys) only the observed
+    split is fitted. Every random draw comes from ``seeds``. With
+    ``verbose > 0`` a progress bar follows the observed fit's steps, then
+    the toys' batches.
+    """
+    n_batches = -(-options.n_toys // TOY_BATCH)
+    desc = f"SparKer (observed fit, then {n_batches} batches of toys)"
+    with Progress(options.n_steps + n_batches, desc, verbose) as bar:
+        setup = prepare_test(X, w, R, options, device, seeds)
+
+        def step_done(step: int, loss: torch.Tensor) -> None:
+            # loss holds the observed fit's restarts
+            bar.update(1, postfix=f"t={-2.0 * float(loss[: options.n_restarts].min()):.3g}")
+
+        observed = fit_observed(setup, step_done)
+        toys = fit_toys(setup, options.n_jobs, bar.update)
+    return calibrate(setup, observed, toys)
 
 
 def excess_levels(clip: float) -> np.ndarray:
@@ -447,21 +484,17 @@ def excess_levels(clip: float) -> np.ndarray:
 
 
 def _toy_batch(
-    problem: _Problem,
-    calibration: str,
-    seeds: list[int],
-    levels: np.ndarray | None = None,
+    problem: _Problem, calibration: str, seeds: list[int]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A batch of toys on a worker: only their losses, loss histories and
     excess histograms (S, T, G + 1) travel back, not their kernels.
 
     A toy's excess histogram counts its data rows (weighted) by the f of its
-    kept kernels at each held width, in bins between ``levels`` (default:
-    :func:`excess_levels` of the clip): the null distribution of the per-row
-    excess against which rows of the observed data are tested.
+    kept kernels at each held width, in bins between the levels of
+    :func:`excess_levels`: the null distribution of the per-row excess
+    against which rows of the observed data are tested.
     """
-    if levels is None:
-        levels = excess_levels(problem.options.amplitude_clip)
+    levels = excess_levels(problem.options.amplitude_clip)
     with torch.no_grad():
         fit, w_data = _fit_splits(problem, calibration, seeds)
         Z = torch.from_numpy(problem.Z).to(w_data.device)

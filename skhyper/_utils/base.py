@@ -13,7 +13,8 @@ from __future__ import annotations
 import functools
 import warnings
 from abc import ABCMeta, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from numbers import Integral, Real
 from typing import Any, TypeVar
@@ -21,11 +22,12 @@ from typing import Any, TypeVar
 import numpy as np
 import scipy.sparse as sp
 import torch
+from sklearn import config_context, get_config
 from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._version import __version__
-from .compat import Interval, StrOptions, _fit_context
+from .compat import Interval, StrOptions
 from .runtime import cpu_copy, fit_seed_sequence, move_to, resolve_device, usable_device
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -42,29 +44,41 @@ class InconsistentVersionWarning(UserWarning):
     """A pickled detector was written by another skhyper version (same format)."""
 
 
-def restore_on_failure(fit: F) -> F:
-    """Decorator for ``fit``: if it raises, put the estimator back as it was.
+@contextmanager
+def fit_context(estimator: BaseEstimator) -> Iterator[None]:
+    """What every public ``fit`` runs in: ``with fit_context(self): ...``.
 
-    Validation sets ``n_features_in_`` early; without this a refit that fails
-    half-way would leave a previously fitted estimator inconsistent.
+    Validates the parameters (unless scikit-learn's
+    ``skip_parameter_validation`` is set), runs the body with nested
+    parameter validation skipped, as scikit-learn's
+    ``_fit_context(prefer_skip_nested_validation=True)`` does, and puts the
+    estimator back as it was if the body raises: validation sets
+    ``n_features_in_`` early, and a refit that fails half-way must not leave
+    a fitted estimator inconsistent. Unlike a decorator it puts no frame
+    between ``fit`` and its body, so a warning's ``stacklevel`` counts only
+    the estimator's own calls.
     """
-
-    @functools.wraps(fit)
-    def wrapper(self: BaseEstimator, *args: Any, **kwargs: Any) -> Any:
-        snapshot = dict(self.__dict__)
-        try:
-            return fit(self, *args, **kwargs)
-        except BaseException:
-            self.__dict__.clear()
-            self.__dict__.update(snapshot)
-            raise
-
-    return wrapper  # type: ignore[return-value]
+    if not get_config()["skip_parameter_validation"]:
+        estimator._validate_params()
+    snapshot = dict(estimator.__dict__)
+    try:
+        with config_context(skip_parameter_validation=True):
+            yield
+    except BaseException:
+        estimator.__dict__.clear()
+        estimator.__dict__.update(snapshot)
+        raise
 
 
 def fit_method(fit: F) -> F:
-    """What every public ``fit`` is wrapped in: parameter validation and restore-on-failure."""
-    return restore_on_failure(_fit_context(prefer_skip_nested_validation=True)(fit))
+    """Decorator form of :func:`fit_context`, for a ``fit`` that issues no warnings."""
+
+    @functools.wraps(fit)
+    def wrapper(self: BaseEstimator, *args: Any, **kwargs: Any) -> Any:
+        with fit_context(self):
+            return fit(self, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 def weighted_percentile(
