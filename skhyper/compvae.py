@@ -14,8 +14,9 @@ from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import gen_batches
 from sklearn.utils.validation import check_array, column_or_1d
 
-from ._utils.base import BaseTorchDetector, FitContext, fit_method
+from ._utils.base import BaseTorchDetector, FitContext, fit_context
 from ._utils.compat import Interval, StrOptions, get_chunk_n_rows
+from ._utils.preprocessing import TRANSFORMS, IdentityTransform, InputTransform
 from ._utils.progress import Progress
 from ._utils.runtime import build_module, make_generator, spawn_seeds, to_tensor
 from ._vae.losses import (
@@ -27,7 +28,6 @@ from ._vae.losses import (
 )
 from ._vae.neighbors import BACKENDS, LatentBank, TrainingRows
 from ._vae.networks import CHANNELS, build_vae
-from ._utils.preprocessing import TRANSFORMS, IdentityTransform, InputTransform
 from ._vae.training import SCHEDULES, auto_epochs, n_batches, train_vae
 
 SCORES = ("knn", "reconstruction", "combined")
@@ -35,6 +35,9 @@ SCORES = ("knn", "reconstruction", "combined")
 # Scaled inputs are clipped to this many scale units: farther is "far" either
 # way, and the squared error of a clipped row stays finite in float32.
 INPUT_CLIP = 1e3
+# Unscaled inputs (scaling="none") are clipped to this: a row's squared error,
+# summed over up to a million features, stays finite in float32.
+RAW_CLIP = 1e15
 
 #: The authors' configuration (doc/compvae.md): ``CompVAEDetector(**PAPER_PARAMS)``.
 #: Their conv widths apply with ``image_shape``; their 300 epochs are about 7,000
@@ -165,8 +168,10 @@ default="auto"
         and interquartile range, or quantiles mapped to normal scores.
         ``"auto"``: ``"winsorized"`` for rows (one huge value does not flatten
         the others), ``"none"`` when ``image_shape`` is given. Scaled
-        values are clipped to ``+-INPUT_CLIP`` (1e3) scale units; values whose
-        scaled form overflows are refused with a ValueError.
+        values are clipped to ``+-INPUT_CLIP`` (1e3) scale units, unscaled
+        ones to ``+-RAW_CLIP`` (1e15; ``fit`` refuses larger values with
+        ``"none"``); values whose scaled form overflows are refused with a
+        ValueError.
 
     contamination : "auto" or float, default="auto"
         Expected fraction of outliers in the training data. A float sets
@@ -193,6 +198,11 @@ default="auto"
         stay float32 (10x faster, round-off of about 1e-6 between batches).
     transform_ : object
         The input scaling fitted on the training rows (``transform(X)``).
+    anomaly_score_ : str
+        The ``anomaly_score`` fitted with; ``score_samples`` uses it (setting
+        the parameter after ``fit`` changes nothing until the next ``fit``).
+    n_neighbors_ : int
+        The ``n_neighbors`` fitted with, likewise.
     n_epochs_ : int
         Epochs trained (fewer than planned when early stopping ends training).
     device_ : torch.device
@@ -248,6 +258,17 @@ default="auto"
     }
 
     _device_attributes = ("model_", "_bank")
+    _fitted_attributes = (
+        *BaseTorchDetector._fitted_attributes,
+        "model_",
+        "transform_",
+        "anomaly_score_",
+        "n_neighbors_",
+        "_batch_size",
+        "_bank",
+        "_training_rows",
+        "_part_scales",
+    )
 
     def __init__(
         self,
@@ -305,7 +326,6 @@ default="auto"
 
     # -- fit ----------------------------------------------------------------------
 
-    @fit_method
     def fit(self, X: Any, y: Any = None) -> CompVAEDetector:
         """Fit the VAE and build the latent bank.
 
@@ -322,7 +342,8 @@ default="auto"
         self : object
             Fitted estimator.
         """
-        return self._fit_validated(X, y)
+        with fit_context(self):
+            return self._fit_validated(X, y)
 
     def _fit(self, X: np.ndarray, y: Any, context: FitContext) -> tuple[np.ndarray, None]:
         n_samples, n_features = X.shape
@@ -344,6 +365,11 @@ default="auto"
         scaling = self.scaling
         if scaling == "auto":
             scaling = "winsorized" if image_shape is None else "none"
+        if scaling == "none" and np.max(np.abs(X)) > RAW_CLIP:
+            raise ValueError(
+                f"X holds values beyond {RAW_CLIP:g}, which scaling='none' cannot "
+                "train on (their squares overflow float32); choose another scaling."
+            )
         transform = IdentityTransform() if scaling == "none" else InputTransform(scaling, X)
         self.transform_ = transform
         Z = self._scaled(X)
@@ -410,6 +436,10 @@ default="auto"
         for p in model.parameters():
             p.requires_grad_(False)
 
+        # scoring reads these fitted copies, so set_params after fit changes nothing
+        self.anomaly_score_ = self.anomaly_score
+        self.n_neighbors_ = self.n_neighbors
+        self._batch_size = self.batch_size
         self.model_ = model
         self.history_ = history
         self.n_epochs_ = len(history["loss"])
@@ -420,10 +450,10 @@ default="auto"
         self._bank = LatentBank(mu.float(), self.knn_backend, self.n_neighbors, index_seed)
         self._training_rows = TrainingRows(X, index_seed)
         knn = self._bank.leave_one_out_distance(
-            self.n_neighbors, self.batch_size, self._max_pairs(self.batch_size)
+            self.n_neighbors_, self._batch_size, self._max_pairs(self._batch_size)
         )
         self._part_scales = {"knn": _robust_scale(knn), "reconstruction": _robust_scale(rec)}
-        return -self._combine(knn, rec), None
+        return -self._combine(knn, rec, self.anomaly_score_), None
 
     def _validation_split(
         self, n_samples: int, seed: int
@@ -438,11 +468,11 @@ default="auto"
         perm = np.random.default_rng(seed).permutation(n_samples)
         return np.sort(perm[n_val:]), np.sort(perm[:n_val])
 
-    def _combine(self, knn: np.ndarray, rec: np.ndarray) -> np.ndarray:
+    def _combine(self, knn: np.ndarray, rec: np.ndarray, anomaly_score: str) -> np.ndarray:
         """The anomaly score (higher = more anomalous) from its two parts."""
-        if self.anomaly_score == "knn":
+        if anomaly_score == "knn":
             return knn
-        if self.anomaly_score == "reconstruction":
+        if anomaly_score == "reconstruction":
             return rec
         (k_loc, k_scale), (r_loc, r_scale) = (
             self._part_scales["knn"],
@@ -514,16 +544,15 @@ default="auto"
                 "X holds values too large to scale (their scaled form overflows "
                 "float64); rescale those features before fitting or scoring."
             )
-        if self.transform_.kind == "none":
-            return Z
-        return np.clip(Z, -INPUT_CLIP, INPUT_CLIP)
+        limit = RAW_CLIP if self.transform_.kind == "none" else INPUT_CLIP
+        return np.clip(Z, -limit, limit)
 
     def _encode(self, Z: np.ndarray, device: torch.device) -> tuple[torch.Tensor, np.ndarray]:
         """Latent means (on ``device``) and reconstruction errors of scaled rows."""
         mus, recs = [], []
         dtype = next(self.model_.parameters()).dtype
         with torch.no_grad():
-            for sl in gen_batches(Z.shape[0], self.batch_size):
+            for sl in gen_batches(Z.shape[0], self._batch_size):
                 zb = to_tensor(Z[sl], device, dtype=dtype)
                 mu = self.model_.encode(zb)[0]
                 x_hat = self.model_.decode_mean(mu)
@@ -550,15 +579,44 @@ default="auto"
             Higher is more normal. Rows identical to a training row are scored
             without that row's own entry in the bank.
         """
+        return self.score_variants(X, (self.anomaly_score_,))[self.anomaly_score_]
+
+    def score_variants(
+        self, X: Any, anomaly_scores: tuple[str, ...] = SCORES
+    ) -> dict[str, np.ndarray]:
+        """``score_samples`` of X under several ``anomaly_score`` choices, in one pass.
+
+        The model, the latent bank and the standardisation of the parts are
+        those of the fit; only how the parts are combined differs. Meant for
+        comparing the scores of one fitted model without refitting it.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows to score, with the training features.
+        anomaly_scores : tuple of {"knn", "reconstruction", "combined"}, \
+default=("knn", "reconstruction", "combined")
+            The variants to compute.
+
+        Returns
+        -------
+        scores : dict of str to ndarray of shape (n_samples,), dtype float64
+            ``scores[name]`` is what ``score_samples`` returns when the detector
+            is fitted with ``anomaly_score=name``.
+        """
+        unknown = [a for a in anomaly_scores if a not in SCORES]
+        if unknown:
+            raise ValueError(f"anomaly_scores must be among {SCORES}; got {unknown}.")
         X = self._validate_predict_data(X)
         device = self._inference_device()
-        scores = np.empty(X.shape[0], dtype=np.float64)
-        for sl in gen_batches(X.shape[0], self.batch_size):
+        out = {name: np.empty(X.shape[0], dtype=np.float64) for name in anomaly_scores}
+        for sl in gen_batches(X.shape[0], self._batch_size):
             mu, rec = self._encode(self._scaled(X[sl]), device)
             own = self._training_rows.find(X[sl])
-            knn = self._bank.mean_distance(mu, self.n_neighbors, own, self._max_pairs(len(mu)))
-            scores[sl] = -self._combine(knn, rec)
-        return scores
+            knn = self._bank.mean_distance(mu, self.n_neighbors_, own, self._max_pairs(len(mu)))
+            for name in anomaly_scores:
+                out[name][sl] = -self._combine(knn, rec, name)
+        return out
 
     def transform_latent(self, X: Any) -> np.ndarray:
         """Latent means of X (the space the kNN score is computed in).
@@ -610,8 +668,8 @@ class VMFDetector(CompVAEDetector):
 
     Attributes
     ----------
-    model_, transform_, n_epochs_, device_, offset_, history_, classes_, \
-n_features_in_, feature_names_in_ :
+    model_, transform_, anomaly_score_, n_neighbors_, n_epochs_, device_, offset_, \
+history_, classes_, n_features_in_, feature_names_in_ :
         As :class:`CompVAEDetector`'s.
 
     See Also

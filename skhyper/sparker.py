@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from numbers import Real
 from typing import Any
 
 import numpy as np
@@ -18,10 +19,11 @@ from ._sparker.options import (
     PARAMETER_CONSTRAINTS,
     options_from_params,
     validate_samples,
+    warn_if_diverged,
 )
 from ._sparker.twosample import run_sparker
 from ._utils.base import BaseTorchDetector, FitContext, fit_context
-from ._utils.compat import StrOptions, get_chunk_n_rows, validate_parameter_constraints
+from ._utils.compat import Interval, StrOptions, get_chunk_n_rows, validate_parameter_constraints
 from ._utils.preprocessing import weighted_quantiles
 
 __all__ = [
@@ -292,6 +294,18 @@ class SparKerDetector(BaseTorchDetector):
 
     # the kernels are small and score on the CPU wherever they were fitted
     _device_attributes: tuple[str, ...] = ()
+    _fitted_attributes = (
+        *BaseTorchDetector._fitted_attributes,
+        "_batch_size",
+        "transform_",
+        "kernels_",
+        "width_",
+        "amplitudes_",
+        "centers_",
+        "null_excess_levels_",
+        "null_excess_counts_",
+        "null_excess_total_",
+    )
 
     def __init__(
         self,
@@ -395,6 +409,9 @@ class SparKerDetector(BaseTorchDetector):
             seeds=context.seeds,
             verbose=self.verbose,
         )
+        warn_if_diverged(result, stacklevel=_CALLER_OF_FIT)
+        # scoring reads this copy, so set_params after fit changes nothing
+        self._batch_size = self.batch_size
         self.transform_ = result.transform
         self.kernels_ = result.kernels
         self.width_ = result.width
@@ -475,7 +492,7 @@ class SparKerDetector(BaseTorchDetector):
         centers, _ = self.kernels_.single_parameters()
         M, d = centers.shape
         # the (rows, kernels, features) differences dominate memory
-        rows = get_chunk_n_rows(row_bytes=8 * M * d, max_n_rows=self.batch_size)
+        rows = get_chunk_n_rows(row_bytes=8 * M * d, max_n_rows=self._batch_size)
         out = np.empty((X.shape[0], M), dtype=np.float64)
         with torch.no_grad():
             # transformed batch by batch, so memory is bounded by the batch
@@ -592,8 +609,11 @@ class SparKerDetector(BaseTorchDetector):
         -------
         selected : ndarray of shape (n_samples,), dtype bool
         """
-        if not 0.0 < alpha < 1.0:
-            raise ValueError(f"alpha must be in (0, 1); got {alpha!r}.")
+        validate_parameter_constraints(
+            {"alpha": [Interval(Real, 0, 1, closed="neither")]},
+            {"alpha": alpha},
+            caller_name="select_rows",
+        )
         return self.row_pvalues(X) <= alpha
 
     def __sklearn_tags__(self):  # type: ignore[no-untyped-def]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from numbers import Real
 from typing import Any
 
 import numpy as np
@@ -14,9 +15,10 @@ from ._sparker.options import (
     PARAMETER_CONSTRAINTS,
     options_from_params,
     validate_samples,
+    warn_if_diverged,
 )
 from ._sparker.twosample import run_sparker
-from ._utils.compat import validate_parameter_constraints
+from ._utils.compat import Interval, validate_parameter_constraints
 from ._utils.runtime import fit_seed_sequence, resolve_device
 
 __all__ = [
@@ -149,12 +151,6 @@ def sparker_test(
     >>> 0 < res.pvalue <= 1
     True
     """
-    if calibration is None or n_permutations < 1:
-        raise ValueError(
-            "sparker_test needs a calibration ('permutation' or 'reference') and "
-            f"n_permutations >= 1; got calibration={calibration!r}, "
-            f"n_permutations={n_permutations!r}."
-        )
     unknown = sorted(set(options) - set(PARAMETER_CONSTRAINTS))
     if unknown:
         raise TypeError(f"sparker_test got unexpected keyword argument(s) {unknown}.")
@@ -168,6 +164,12 @@ def sparker_test(
         "verbose": verbose,
     }
     validate_parameter_constraints(PARAMETER_CONSTRAINTS, params, caller_name="sparker_test")
+    if calibration is None or n_permutations < 1:
+        raise ValueError(
+            "sparker_test needs a calibration ('permutation' or 'reference') and "
+            f"n_permutations >= 1; got calibration={calibration!r}, "
+            f"n_permutations={n_permutations!r}."
+        )
     samples = validate_samples(
         data, reference, sample_weight, names=("data", "reference")
     )
@@ -180,6 +182,7 @@ def sparker_test(
         seeds=fit_seed_sequence(random_state),
         verbose=verbose,
     )
+    warn_if_diverged(res, stacklevel=2)
     return SparKerTestResult(
         statistic=res.statistic,
         pvalue=res.pvalue,
@@ -250,8 +253,11 @@ def power_metrics(t_obs: Any, t_null: Any, *, alpha: float = 0.05) -> PowerMetri
     >>> round(res.median_zscore, 3), res.power
     (0.431, 0.0)
     """
-    if not 0.0 < alpha < 1.0:
-        raise ValueError(f"alpha must be in (0, 1); got {alpha!r}.")
+    validate_parameter_constraints(
+        {"alpha": [Interval(Real, 0, 1, closed="neither")]},
+        {"alpha": alpha},
+        caller_name="power_metrics",
+    )
     obs = check_array(
         np.atleast_1d(np.asarray(t_obs, dtype=np.float64)),
         ensure_2d=False,

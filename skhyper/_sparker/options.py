@@ -11,11 +11,13 @@ imports scikit-learn.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, replace
 from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_array
 
 from .._utils.base import BaseTorchDetector, reject_sparse
@@ -174,3 +176,19 @@ def check_representable(
                 "they cannot be standardised. Rescale those features (e.g. divide "
                 "by a power of ten) before fitting."
             )
+
+
+def warn_if_diverged(result: Any, stacklevel: int) -> None:
+    """A ``ConvergenceWarning`` when the observed fit of a test diverged.
+
+    A learning rate too large for the data throws the centres out of the
+    rows' range; the kernels then explain nothing and ``t`` is meaningless.
+    """
+    if result.diverged:
+        warnings.warn(
+            "SparKer's kernels diverged: their centres left the range of the "
+            "(transformed) rows or the loss is not finite, so the statistic and "
+            "p-value say nothing about the data. Lower learning_rate.",
+            ConvergenceWarning,
+            stacklevel=stacklevel + 1,
+        )

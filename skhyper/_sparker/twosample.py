@@ -54,6 +54,9 @@ N_EXCESS_LEVELS = 1001
 # init="excess": candidate rows for the seeds, and how many of each one's
 # nearest pooled rows its excess is summed over
 EXCESS_CANDIDATES, EXCESS_NEIGHBOURS = 2000, 20
+# transformed rows are clipped to this many scale units: farther is far at any
+# width, and squared distances stay finite in float32
+ROW_CLIP = 1e3
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,9 @@ class SparKerResult:
     excess_levels: np.ndarray | None = None  # (G,)
     null_excess_counts: np.ndarray | None = None  # (G,)
     null_excess_total: float | None = None
+    # the observed fit's centres left the clipped range of the rows (a learning
+    # rate too large for the data), or its loss is not finite
+    diverged: bool = False
 
 
 def synthetic_reference(
@@ -305,10 +311,10 @@ def prepare_test(
     base_w = np.concatenate([w, np.ones(R.shape[0])])
     n_d = X.shape[0]
     if calibration == "reference":
-        transform = InputTransform(options.preprocessing, R, np.ones(R.shape[0]))
+        transform = InputTransform(options.preprocessing, R, np.ones(R.shape[0]), clip=ROW_CLIP)
         scale_rows = slice(n_d, None)
     else:
-        transform = InputTransform(options.preprocessing, pooled, base_w)
+        transform = InputTransform(options.preprocessing, pooled, base_w, clip=ROW_CLIP)
         scale_rows = slice(0, None)
     Z = to_tensor(transform.transform(pooled), device)
     omega = to_tensor(base_w, device)
@@ -417,6 +423,9 @@ def calibrate(setup: Setup, observed: KernelFit, toys: ToyFits | None) -> SparKe
         as_extreme = (min_p < min_p[0]) | ((min_p == min_p[0]) & (max_z >= max_z[0]))
         pvalue = float(np.mean(as_extreme))
         zscore = float(ndtri(1.0 - pvalue))
+    reach = float(observed.centers[:, : options.n_restarts].detach().abs().max())
+    # a centre may start on a clipped row and move a little past it
+    diverged = not (np.all(np.isfinite(stats[:, 0])) and reach <= 10 * ROW_CLIP)
     centers = observed.centers[chosen, obs].detach().to("cpu", torch.float64)
     amplitudes = observed.amplitudes[chosen, obs].detach().to("cpu", torch.float64)
     transform = setup.transform
@@ -437,6 +446,7 @@ def calibrate(setup: Setup, observed: KernelFit, toys: ToyFits | None) -> SparKe
         excess_levels=excess_levels(options.amplitude_clip) if calibrated else None,
         null_excess_counts=counts[1:] if calibrated else None,
         null_excess_total=float(counts[0]) if calibrated else None,
+        diverged=diverged,
         history={
             "loss": history[:, obs].copy(),
             "width": setup.problem.widths,

@@ -33,7 +33,7 @@ from .runtime import cpu_copy, fit_seed_sequence, move_to, resolve_device, usabl
 F = TypeVar("F", bound=Callable[..., Any])
 
 # Bumped whenever fitted attributes change in a way old pickles cannot follow.
-PICKLE_FORMAT = 2
+PICKLE_FORMAT = 3
 
 
 class IncompatiblePickleError(ValueError):
@@ -143,6 +143,9 @@ class BaseTorchDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
     # fitted attributes holding torch state on ``device_``; pickles carry them
     # on the CPU and unpickling moves them to the device again
     _device_attributes: tuple[str, ...] = ()
+
+    # what a fitted detector must hold for scoring; unpickling checks them
+    _fitted_attributes: tuple[str, ...] = ("offset_", "device_", "n_features_in_", "_train_scores")
 
     # -- hooks for subclasses -------------------------------------------------
 
@@ -284,6 +287,7 @@ class BaseTorchDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
                 InconsistentVersionWarning,
                 stacklevel=2,
             )
+        self._check_state(state)
         device = state.get("device_")
         if isinstance(device, torch.device):
             target = usable_device(device)
@@ -291,3 +295,15 @@ class BaseTorchDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
                 if attr in state:
                     state[attr] = move_to(state[attr], target)
         super().__setstate__(state)
+
+    def _check_state(self, state: dict[str, Any]) -> None:
+        """Refuse a state that lacks a parameter or, once fitted, a fitted attribute."""
+        missing = [p for p in self._get_param_names() if p not in state]
+        if "offset_" in state:
+            missing += [a for a in self._fitted_attributes if a not in state]
+        if missing:
+            raise IncompatiblePickleError(
+                f"This pickled {type(self).__name__} is incomplete: it has no "
+                f"{', '.join(repr(m) for m in missing)}. It was not written by "
+                f"skhyper {__version__}'s pickling; fit the detector again."
+            )

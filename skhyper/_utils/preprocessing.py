@@ -48,20 +48,42 @@ def weighted_quantiles(X: np.ndarray, w: np.ndarray, probs: np.ndarray) -> np.nd
     return out
 
 
-def _mean_std(X: np.ndarray, w: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+# features with values beyond this are scaled by a power of two before their
+# moments are taken: their squares would overflow float64
+_SQUARE_SAFE = 1e150
+
+
+def _power_of_two_scale(X: np.ndarray) -> np.ndarray:
+    """Per feature, 1 or the power of two at or above its largest magnitude.
+
+    Dividing by a power of two is exact, so moments of ``X / m`` times ``m``
+    are those of ``X`` wherever neither overflows, and finite where they would.
+    """
+    top = np.max(np.abs(X), axis=0, initial=0.0)
+    big = np.isfinite(top) & (top > _SQUARE_SAFE)
+    return np.where(big, np.exp2(np.ceil(np.log2(np.where(big, top, 1.0)))), 1.0)
+
+
+def _moments(X: np.ndarray, w: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-feature mean and std, and where the feature is constant up to rounding."""
+    m = _power_of_two_scale(X)
+    if np.any(m != 1.0):
+        X = X / m
     with np.errstate(over="ignore", invalid="ignore"):
-        return _mean_std_unchecked(X, w)
+        if w is None:
+            mean = X.mean(axis=0, dtype=np.float64)
+            std = X.std(axis=0, dtype=np.float64)
+        else:
+            mean = np.average(X, axis=0, weights=w)
+            std = np.sqrt(np.average((X - mean) ** 2, axis=0, weights=w))
+        mean, std = mean * m, std * m
+    return mean, std, ~(std > _CONSTANT_RTOL * np.abs(mean))
 
 
-def _mean_std_unchecked(X: np.ndarray, w: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    # huge values overflow to inf here; callers check what they scale
-    if w is None:
-        mean = X.mean(axis=0, dtype=np.float64)
-        std = X.std(axis=0, dtype=np.float64)
-    else:
-        mean = np.average(X, axis=0, weights=w)
-        std = np.sqrt(np.average((X - mean) ** 2, axis=0, weights=w))
-    std[~(std > _CONSTANT_RTOL * np.abs(mean))] = 1.0
+def _mean_std(X: np.ndarray, w: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std, the std of a constant feature set to 1 (centred, not scaled)."""
+    mean, std, flat = _moments(X, w)
+    std[flat] = 1.0
     return mean, std
 
 
@@ -80,15 +102,22 @@ class InputTransform:
     X : ndarray of shape (n_samples, n_features)
     w : ndarray of shape (n_samples,), default=None
         Row weights; None weighs rows equally.
+    clip : float, default=None
+        ``transform`` clips its output to ``[-clip, clip]`` (None: no clipping),
+        so that one huge row cannot overflow what is computed from it.
     """
 
-    def __init__(self, kind: str, X: np.ndarray, w: np.ndarray | None = None) -> None:
+    def __init__(
+        self, kind: str, X: np.ndarray, w: np.ndarray | None = None, clip: float | None = None
+    ) -> None:
         if kind not in TRANSFORMS:
             raise ValueError(f"kind must be one of {TRANSFORMS}, got {kind!r}")
         self.kind = kind
+        self.clip = clip
         mean, std = _mean_std(X, w)
         if kind == "standard":
             self.loc, self.scale = mean, std
+            self._check_finite()
             return
         w = np.ones(X.shape[0]) if w is None else w
         if kind == "winsorized":
@@ -97,11 +126,9 @@ class InputTransform:
             k = max(1.0, np.ceil(WINSOR_FRACTION * total))
             p = min((k + 0.5) / total, 0.5)
             lo, hi = weighted_quantiles(X, w, np.array([p, 1.0 - p]))
-            clipped = np.clip(X, lo, hi)
-            c_mean = np.average(clipped, axis=0, weights=w)
-            c_std = np.sqrt(np.average((clipped - c_mean) ** 2, axis=0, weights=w))
-            flat = ~(c_std > _CONSTANT_RTOL * np.abs(c_mean))
+            c_mean, c_std, flat = _moments(np.clip(X, lo, hi), w)
             self.loc, self.scale = c_mean, np.where(flat, std, c_std)
+            self._check_finite()
             return
         if kind == "robust":
             q25, q50, q75 = weighted_quantiles(X, w, np.array([0.25, 0.5, 0.75]))
@@ -113,7 +140,24 @@ class InputTransform:
             self.quantiles = weighted_quantiles(X, w, self.probs)
             self.eps = max(0.5 / w.sum(), 1e-7)
 
+        self._check_finite()
+
+    def _check_finite(self) -> None:
+        for name in ("loc", "scale"):
+            bad = np.flatnonzero(~np.isfinite(getattr(self, name, np.zeros(1))))
+            if bad.size:
+                raise ValueError(
+                    f"Feature(s) {bad[:5].tolist()} hold values too large for the "
+                    f"{self.kind!r} scaling: their {'centre' if name == 'loc' else 'spread'} "
+                    "overflows float64. Rescale those features (e.g. divide them by a "
+                    "large constant) before fitting."
+                )
+
     def transform(self, X: np.ndarray) -> np.ndarray:
+        Z = self._transform(X)
+        return Z if self.clip is None else np.clip(Z, -self.clip, self.clip)
+
+    def _transform(self, X: np.ndarray) -> np.ndarray:
         if self.kind != "quantile":
             return (X - self.loc) / self.scale
         Z = np.empty(X.shape, dtype=np.float64)

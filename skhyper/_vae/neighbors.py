@@ -107,7 +107,8 @@ class NNDescentKNN:
         self.index: Any = NNDescent(
             np.ascontiguousarray(bank, dtype=np.float32),
             n_neighbors=max(int(n_neighbors), 30),
-            random_state=random_state,
+            # pynndescent seeds a RandomState, which takes 32 bits; our seeds have 63
+            random_state=int(np.random.SeedSequence(int(random_state)).generate_state(1)[0]),
             n_jobs=1,
         )
         self.index.prepare()
@@ -120,8 +121,31 @@ class NNDescentKNN:
         # exact distances of the returned candidates, in float64
         diff = queries.astype(np.float64)[:, None, :] - self.bank[idx]
         dist = np.sqrt((diff * diff).sum(axis=2))
-        order = np.argsort(dist, axis=1, kind="stable")
-        return np.take_along_axis(dist, order, 1), np.take_along_axis(idx, order, 1)
+        return _sorted_candidates(dist, idx)
+
+    def bank_neighbors(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` nearest *other* bank rows of every bank row, from the index graph.
+
+        The graph was built with the index, so this costs O(n k d), not a
+        search: the leave-one-out scores of a large training set come from it.
+        """
+        idx = np.asarray(self.index.neighbor_graph[0])
+        n = idx.shape[0]
+        rows = np.arange(n)[:, None]
+        # the graph lists each row itself (first, at distance 0) and pads with -1
+        usable = (idx != rows) & (idx >= 0)
+        diff = self.bank[rows, :] - self.bank[np.where(usable, idx, 0)]
+        dist = np.sqrt((diff * diff).sum(axis=2))
+        dist = np.where(usable, dist, np.inf)
+        dist, idx = _sorted_candidates(dist, idx)
+        if not np.all(np.isfinite(dist[:, :k])):
+            raise RuntimeError("the approximate index found fewer than k neighbours of a row")
+        return dist[:, :k], idx[:, :k]
+
+
+def _sorted_candidates(dist: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    order = np.argsort(dist, axis=1, kind="stable")
+    return np.take_along_axis(dist, order, 1), np.take_along_axis(idx, order, 1)
 
 
 def resolve_backend(backend: str, n_bank: int) -> str:
@@ -192,7 +216,14 @@ class LatentBank:
     def leave_one_out_distance(
         self, k: int, batch_size: int, max_pairs: int | None = None
     ) -> np.ndarray:
-        """:meth:`mean_distance` of every bank row with its own entry left out."""
+        """:meth:`mean_distance` of every bank row with its own entry left out.
+
+        With the approximate backend the neighbours come from the index's own
+        graph (built with it, each row's nearest other rows), not from n new
+        queries.
+        """
+        if self._ann is not None:
+            return self._ann.bank_neighbors(k)[0].mean(axis=1)
         n = len(self)
         out = np.empty(n, dtype=np.float64)
         for start in range(0, n, batch_size):
