@@ -1,10 +1,13 @@
 """Shared pieces of the benchmark scripts: data, protocol splits, methods, results.
 
 Every script runs its methods side by side in one process on the same splits,
-with fixed seeds, and writes raw results under ``benchmarks/results/``:
-``<protocol>.csv`` (one row per data set and method), ``<protocol>_roc.json``
-(ROC curve points for the plots) and ``<protocol>.md`` (a Markdown section).
-``benchmarks/make_report.py`` assembles ``doc/benchmarks.md`` from those files.
+with fixed seeds, and writes raw results under ``benchmarks/results/``, one
+run per file, the run's environment in its header: ``<protocol>[_<tag>].csv``
+(one row per data set and method), ``.md`` (a Markdown section) and, for the
+one-class protocols, ``.json`` (the header and ROC curve points for the
+plots). ``benchmarks/make_report.py`` assembles ``doc/benchmarks.md`` from
+those files. The splits and methods are those of :mod:`skhyper.datasets` and
+:mod:`skhyper.evaluation`; the two-sample loop is in ``_twosample.py``.
 """
 
 from __future__ import annotations
@@ -26,9 +29,10 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS_DIR = os.path.join(REPO, "benchmarks", "results")
 sys.path.insert(0, REPO)  # run from a checkout without installing
 
+from skhyper import datasets  # noqa: E402
 from skhyper import evaluation as E  # noqa: E402
 
-SEED = E.SEED
+SEED = datasets.SEED
 LABELS = {key: method.label for key, method in E.METHODS.items()}
 
 
@@ -130,7 +134,7 @@ def load_fmnist(data_dir: str | None) -> tuple[np.ndarray, np.ndarray, np.ndarra
 
 # ------------------------------------------------------------------ the protocol
 
-one_class_split = E.one_class_split
+one_class_split = datasets.one_class_split
 
 
 def parse_methods(spec: str) -> tuple[list[str], list[str]]:
@@ -163,6 +167,11 @@ def run_one_class(
 
 
 # ----------------------------------------------------------------------- results
+
+
+def environment_line() -> str:
+    """The ``environment: ...`` line of a results file's header."""
+    return "environment: " + ", ".join(f"{k} {v}" for k, v in environment().items())
 
 
 def environment() -> dict[str, str]:
@@ -287,30 +296,6 @@ def _f(v: float, nd: int = 3) -> str:
     return "–" if v != v else f"{v:.{nd}f}"
 
 
-def keep_other_methods(
-    protocol: str, tag: str, rows: list[dict[str, Any]], header: list[str]
-) -> None:
-    """Append, from the committed ``<protocol>[_tag].csv``, the rows of methods this
-    run did not run, on the data sets it ran, and say so in ``header``."""
-    path = results_path(protocol, tag, ".csv")
-    if not os.path.exists(path):
-        return
-    ran = {r["method"] for r in rows}
-    sets = {r["dataset"] for r in rows}
-    old = [r for r in read_csv(path) if r["method"] not in ran and r["dataset"] in sets]
-    if not old:
-        return
-    when = ""
-    js = results_path(protocol, tag, ".json")
-    if os.path.exists(js):
-        with open(js, encoding="utf-8") as fh:
-            dates = [h for h in json.load(fh).get("header", []) if h.startswith("environment")]
-        when = f" ({dates[0]})" if dates else ""
-    kept = sorted({LABELS.get(r["method"], r["method"]) for r in old})
-    header.append(f"rows of {', '.join(kept)} kept from the previous run{when}")
-    rows += old
-
-
 def write_outputs(
     protocol: str,
     tag: str,
@@ -318,7 +303,9 @@ def write_outputs(
     markdown: str,
     extra_json: dict[str, Any] | None = None,
 ) -> None:
-    """``<protocol>[_tag].csv``, ``.md`` and (when given) ``_roc.json`` / extras."""
+    """Write one run: ``<protocol>[_tag].csv``, ``.md`` and, when given, ``.json``.
+
+    Each file holds this run only (files of an earlier run are replaced)."""
     csv_path = results_path(protocol, tag, ".csv")
     write_csv(rows, csv_path)
     md_path = results_path(protocol, tag, ".md")

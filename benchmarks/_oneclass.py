@@ -1,4 +1,8 @@
-"""Driver shared by bench_tabular.py and bench_embeddings.py (same protocol)."""
+"""Driver shared by bench_tabular.py and bench_embeddings.py (same protocol).
+
+One run writes ``results/<protocol>[_<tag>].*`` with its own rows only: a run
+of some methods or data sets replaces the file, so run those with ``--tag``.
+"""
 
 from __future__ import annotations
 
@@ -24,8 +28,6 @@ def main(protocol: str, folders: list[str], description: str) -> int:
     C.add_common_args(p, DEFAULT_METHODS)
     p.add_argument("--n-permutations", type=int, default=None,
                    help="SparKer permutations (default its own)")
-    p.add_argument("--keep-other-methods", action="store_true",
-                   help="add the committed results' rows of methods not run now")
     args = p.parse_args()
     methods, notes = C.parse_methods(args.methods)
     if args.data_dir is None:
@@ -46,7 +48,7 @@ def main(protocol: str, folders: list[str], description: str) -> int:
         "StandardScaler fitted on train",
         f"methods: {', '.join(C.LABELS[m] for m in methods)}; epochs: "
         f"{args.epochs if args.epochs else 'default'}",
-        "environment: " + ", ".join(f"{k} {v}" for k, v in C.environment().items()),
+        C.environment_line(),
     ] + notes
     print("\n".join(header), flush=True)
     rows, rocs = [], {}
@@ -59,8 +61,6 @@ def main(protocol: str, folders: list[str], description: str) -> int:
         rows += C.run_one_class(name, methods, Xtr, Xte, yte, epochs=args.epochs,
                                 n_permutations=args.n_permutations, rocs=rocs)
     header.append(f"wall time of the run: {time.perf_counter() - t0:.0f} s")
-    if args.keep_other_methods:
-        C.keep_other_methods(protocol, args.tag, rows, header)
     md = C.one_class_markdown(rows, f"{protocol}", header)
     print("\n" + md)
     C.write_outputs(protocol, args.tag, rows, md, {"roc": rocs, "header": header})

@@ -1,4 +1,4 @@
-"""Class-conditional out-of-distribution protocol (spec/benchmarks.md, wave 2).
+"""Class-conditional out-of-distribution protocol (results in doc/benchmarks.md).
 
 In-distribution: all 60,000 Fashion-MNIST training images with their 10 labels
 (labels reach only the class-conditional VAEs). Test: the 10,000 Fashion-MNIST
@@ -15,9 +15,9 @@ import argparse
 import sys
 import time
 
+import _common as C
 import numpy as np
 
-import _common as C
 from skhyper import CompVAEDetector, VMFDetector
 from skhyper.evaluation import KNNMean
 from skhyper.metrics import fpr_at_95_tpr, outlier_average_precision, outlier_roc_auc
@@ -45,8 +45,10 @@ def main() -> int:
     if args.net == "conv":
         vae_kw["image_shape"] = (1, 28, 28)
     methods = {
-        "compvae_cc": ("CompVAE, class-conditional", CompVAEDetector(class_conditional=True, **vae_kw)),
-        "vmf_cc": ("VMFDetector, class-conditional", VMFDetector(class_conditional=True, **vae_kw)),
+        "compvae_cc": ("CompVAE, class-conditional",
+                       CompVAEDetector(class_conditional=True, **vae_kw)),
+        "vmf_cc": ("VMFDetector, class-conditional",
+                   VMFDetector(class_conditional=True, **vae_kw)),
         "compvae": ("CompVAE, labels unused", CompVAEDetector(**vae_kw)),
         "iforest": ("IsolationForest (pixels)", None),
         "knn": ("kNN (k=5, pixels)", KNNMean(5)),
@@ -54,10 +56,11 @@ def main() -> int:
     header = [
         "protocol: class-conditional OOD — in: Fashion-MNIST (train 60,000 labelled, "
         "test 10,000); out: MNIST test 10,000; pixels in [0, 1]",
-        f"skhyper VAEs: {'conv, image_shape=(1, 28, 28)' if args.net == 'conv' else 'MLP on flat rows'}"
-        f", latent_dim={LATENT}, random_state={args.seed}, other parameters default; "
+        "skhyper VAEs: "
+        + ("conv, image_shape=(1, 28, 28)" if args.net == "conv" else "MLP on flat rows")
+        + f", latent_dim={LATENT}, random_state={args.seed}, other parameters default; "
         "each CompVAE row also scored with anomaly_score='knn' (same fit)",
-        "environment: " + ", ".join(f"{k} {v}" for k, v in C.environment().items()),
+        C.environment_line(),
     ]
     print("\n".join(header), flush=True)
     rows = []
@@ -77,10 +80,11 @@ def main() -> int:
         if isinstance(est, CompVAEDetector):
             variants.append((key + "_knn", label + ", kNN score", "knn"))
         for vkey, vlabel, score in variants:
-            if score is not None:
-                est.set_params(anomaly_score=score)
             t1 = time.perf_counter()
-            s = np.asarray(est.score_samples(Xte), dtype=np.float64)
+            if score is None:
+                s = np.asarray(est.score_samples(Xte), dtype=np.float64)
+            else:
+                s = est.score_variants(Xte, (score,))[score]
             score_s = time.perf_counter() - t1
             row = {
                 "dataset": "fmnist-vs-mnist", "method": vkey, "label": vlabel,

@@ -27,9 +27,8 @@ import math
 import resource
 import time
 
-import numpy as np
-
 import _common as C
+import numpy as np
 
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
 
@@ -45,9 +44,8 @@ def _rss_mb() -> float:
 
 
 def _cluster(n_workers: int):
-    from distributed import Client, LocalCluster
-
     import torch
+    from distributed import Client, LocalCluster
 
     cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
                            env=ONE_THREAD, dashboard_address=":0")
@@ -64,9 +62,15 @@ def toys(n_workers: int, data, reference, n_perm: int) -> dict:
     import joblib
 
     from skhyper import SparKerDetector
-    from skhyper._utils.preprocessing import InputTransform
-    from skhyper._sparker.twosample import TOY_BATCH, SparKerOptions, _Problem, _toy_batch, _toy_seeds
     from skhyper._sparker.kernels import width_schedule
+    from skhyper._sparker.twosample import (
+        TOY_BATCH,
+        SparKerOptions,
+        _Problem,
+        _toy_batch,
+        _toy_seeds,
+    )
+    from skhyper._utils.preprocessing import InputTransform
 
     # the same problem run_sparker ships (pooled, standardised sample; widths
     # in units of 1, which leaves the cost unchanged)

@@ -1,5 +1,11 @@
-"""Embeddings protocol (spec/benchmarks.md): ADBench ResNet18 CV embeddings
-(CIFAR10_k, SVHN_k, MVTec-AD, d = 512) and the BERT / RoBERTa 20news_3 sets (d = 768).
+"""Embeddings protocol: ADBench ResNet18 CV embeddings (CIFAR10_k, SVHN_k,
+MVTec-AD, d = 512) and the BERT / RoBERTa 20news_3 sets (d = 768).
+
+The split is ``skhyper.datasets.one_class_split`` with seed 0: normal rows
+shuffled, 70% (at most 10,000) train; test = the other normals plus every
+anomaly (at most 10,000, drawn at random); standardised on the training rows.
+Every method of ``skhyper.evaluation`` runs on the same split (SparKer in
+reference mode). Results: ``results/embeddings.*``, shown in doc/benchmarks.md.
 
     python benchmarks/bench_embeddings.py
     python benchmarks/bench_embeddings.py --datasets MVTec --limit 3

@@ -1,4 +1,4 @@
-"""Fashion-MNIST one-class protocol (spec/benchmarks.md).
+"""Fashion-MNIST one-class protocol (results in doc/benchmarks.md).
 
 For each class c: train on all 6,000 training images of c, test on the full
 10,000-image test set with label != c as anomaly; pixels scaled to [0, 1].
@@ -15,9 +15,8 @@ import argparse
 import sys
 import time
 
-import numpy as np
-
 import _common as C
+import numpy as np
 
 DEFAULT_METHODS = ("compvae", "vmf", "vae", "iforest", "lof", "knn", "knn3", "pyod_vae", "pyod_ae")
 # the paper's comparison: each VAE with the latent kNN score
@@ -91,7 +90,7 @@ def main() -> int:
            else ""),
         f"methods: {', '.join(C.LABELS[m] for m in methods)}; epochs: "
         f"{args.epochs if args.epochs else 'default'}; seeds: {', '.join(map(str, seeds))}",
-        "environment: " + ", ".join(f"{k} {v}" for k, v in C.environment().items()),
+        C.environment_line(),
     ] + notes
     print("\n".join(header), flush=True)
     rows, rocs = [], {}

@@ -29,6 +29,10 @@ a per-row score inside D (row AUROC, injected rows positive):
 - ``c2st``, ``mmd``: as in bench_twosample.py (gradient boosting classifier,
   Gaussian-kernel MMD on standardised features).
 
+The loop over draws and methods is ``_twosample.run_grid``, shared with
+bench_twosample.py: a method that fails on a draw has the error recorded in
+the ``errors`` column, and only the expected warnings are filtered.
+
     python benchmarks/bench_highdim.py                          # report seeds 0..9
     python benchmarks/bench_highdim.py --seed-offset 100 --draws 4 --eps 0.03 \
         --cases bump100,bump1000,sub512,emb:CIFAR10_0,emb:SVHN_0    # the tuning runs
@@ -40,15 +44,12 @@ import argparse
 import json
 import sys
 import time
-import warnings
 from typing import Any
 
 import _common as C
+import _twosample as T
 import numpy as np
-from bench_twosample import run_c2st, run_mmd, top_positive_kernel
-from scipy.special import ndtri
-
-from skhyper.metrics import outlier_roc_auc
+from _twosample import ALPHA, Draw, top_positive_kernel
 
 N_R, N_D = 3000, 1000
 BUMP_CENTRE, BUMP_SCALE = 1.5, 0.1
@@ -58,12 +59,23 @@ TUNING_SETS = ["CIFAR10_0", "SVHN_0"]
 EMBEDDING_SETS = ["CIFAR10_4", "CIFAR10_6", "SVHN_8", "SVHN_9"]
 DEFAULT_CASES = ["bump100", "bump1000", "sub512"] + [f"emb:{s}" for s in EMBEDDING_SETS]
 DEFAULT_EPS = [0.0, 0.03]
-ALPHA = 0.05
 KNN_K = 5
 
 
-def make_draw(case: str, eps: float, seed: int, src: dict[str, Any]
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def load_sources(cases: list[str], data_dir: str | None) -> dict[str, Any]:
+    """(normal rows, anomalies) of each embedding case; exits on an unknown case."""
+    src: dict[str, Any] = {}
+    for case in cases:
+        if case.startswith("emb:"):
+            (path,) = C.require(data_dir, [f"adbench/cv_resnet18/{case[4:]}.npz"])
+            X, y = C.load_npz(path)
+            src[case] = (X[y == 0], X[y == 1])
+        elif not (case == "sub512" or case.startswith("bump")):
+            sys.exit(f"error: unknown case {case!r}")
+    return src
+
+
+def make_draw(case: str, eps: float, seed: int, src: dict[str, Any]) -> Draw:
     """(D, R, injected mask of D) for one draw."""
     rng = np.random.default_rng(seed)
     n_inj = round(eps * N_D)
@@ -76,7 +88,7 @@ def make_draw(case: str, eps: float, seed: int, src: dict[str, Any]
         centre[:2] = BUMP_CENTRE
         D[N_D - n_inj:, :k] = centre + BUMP_SCALE * rng.normal(size=(n_inj, k))
         inj = np.r_[np.zeros(N_D - n_inj, bool), np.ones(n_inj, bool)]
-        return D, R, inj
+        return Draw(D, R, inj)
     nominal, anomalies = src[case]
     perm = rng.permutation(len(nominal))
     R = nominal[perm[:N_R]]
@@ -88,7 +100,7 @@ def make_draw(case: str, eps: float, seed: int, src: dict[str, Any]
     else:
         D = D_nom
     inj = np.r_[np.zeros(len(D_nom), bool), np.ones(n_inj, bool)]
-    return D, R, inj
+    return Draw(D, R, inj)
 
 
 def pooled_pca(D: np.ndarray, R: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -102,7 +114,7 @@ def pooled_pca(D: np.ndarray, R: np.ndarray, k: int) -> tuple[np.ndarray, np.nda
     return Z[: len(D)], Z[len(D):]
 
 
-def run_sparker(D, R, inj, n_perm, seed, params, pca=0) -> dict[str, Any]:
+def run_sparker(D, R, n_perm, seed, params, pca=0) -> dict[str, Any]:
     from skhyper.sparker import SparKerDetector
 
     if pca:
@@ -117,7 +129,7 @@ def run_sparker(D, R, inj, n_perm, seed, params, pca=0) -> dict[str, Any]:
     return out
 
 
-def run_knn(D, R, inj, n_perm, seed) -> dict[str, Any]:
+def run_knn(D, R, n_perm, seed) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
     Z = np.r_[D, R]
     sq = (Z * Z).sum(1)
@@ -142,13 +154,46 @@ NAMES = {"sparker": "SparKer", "knn": "kNN dist. to R", "c2st": "C2ST (HGB)",
          "mmd": "MMD (Gauss)"}
 
 
-def _auroc(inj: np.ndarray, score: np.ndarray | None) -> float:
-    if score is None or not inj.any():
-        return np.nan
-    ok = np.isfinite(score)
-    if not (inj[ok].any() and (~inj[ok]).any()):
-        return np.nan
-    return outlier_roc_auc(inj[ok].astype(int), score[ok], higher_is_normal=False)
+def runners(methods: list[str], n_perm: int, params: dict, pca: int) -> dict[str, T.Runner]:
+    """The methods as ``(draw, seed) -> result`` callables for the shared loop."""
+    every: dict[str, T.Runner] = {
+        "sparker": lambda draw, seed: run_sparker(draw.D, draw.R, n_perm, seed, params, pca),
+        "knn": lambda draw, seed: run_knn(draw.D, draw.R, n_perm, seed),
+        "c2st": lambda draw, seed: T.run_c2st(draw.D, draw.R, seed),
+        "mmd": lambda draw, seed: T.run_mmd(draw.D, draw.R, n_perm, seed),
+    }
+    unknown = [m for m in methods if m not in every]
+    if unknown:
+        sys.exit(f"error: unknown method(s) {unknown}; choose from {list(every)}")
+    return {m: every[m] for m in methods}
+
+
+def summarise(case: str, eps: float, m: str, rs: list[dict[str, Any]], offset: int,
+              n_perm: int, params: dict) -> dict[str, Any]:
+    """One results row: a method's draws on one (case, eps) cell."""
+    pv = T.pvalues(rs)
+    return {
+        "case": case, "eps": eps, "method": m, "draws": len(rs),
+        "seed_offset": offset, "n_D": N_D, "n_R": N_R,
+        "d": rs[-1]["d"], "n_permutations": n_perm,
+        "power": T.power(pv),
+        "median_z": T.z_metrics(pv)[0],
+        "row_auroc": T.finite_mean(rs, "row_auroc"),
+        "top_kernel_auroc": T.finite_mean(rs, "top_kernel_auroc") if m == "sparker" else np.nan,
+        "width": T.finite_mean(rs, "width") if m == "sparker" else np.nan,
+        "seconds_per_draw": float(np.mean([r["seconds"] for r in rs])),
+        "sparker_params": json.dumps(params) if m == "sparker" else "",
+        "errors": T.errors(rs),
+    }
+
+
+def line(row: dict[str, Any]) -> str:
+    """The progress line of one results row."""
+    return (f"  {row['case']:<16} eps={row['eps']:<5} {NAMES[row['method']]:<15} "
+            f"power {row['power']:.2f}  median Z {row['median_z']:.2f}  "
+            f"row AUROC {row['row_auroc']:.3f}  top kernel {row['top_kernel_auroc']:.3f}  "
+            f"{row['seconds_per_draw']:.1f} s/draw"
+            + (f"  ERR {row['errors']}" if row["errors"] else ""))
 
 
 def main() -> int:
@@ -172,14 +217,7 @@ def main() -> int:
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     eps_list = [float(e) for e in args.eps.split(",")]
     params = json.loads(args.sparker_params)
-    src: dict[str, Any] = {}
-    for case in cases:
-        if case.startswith("emb:"):
-            (path,) = C.require(args.data_dir, [f"adbench/cv_resnet18/{case[4:]}.npz"])
-            X, y = C.load_npz(path)
-            src[case] = (X[y == 0], X[y == 1])
-        elif not (case == "sub512" or case.startswith("bump")):
-            sys.exit(f"error: unknown case {case!r}")
+    src = load_sources(cases, args.data_dir)
     seeds = (args.seed_offset, args.seed_offset + args.draws - 1)
     header = [
         (f"protocol: high-dimension two-sample, N_D = {N_D}, N_R = {N_R}, {args.draws} "
@@ -188,56 +226,19 @@ def main() -> int:
         "SparKer parameters: " + (json.dumps(params) if params else "defaults")
         + (f"; on the top {args.pca} principal components of the pooled sample"
            if args.pca else ""),
-        "environment: " + ", ".join(f"{k} {v}" for k, v in C.environment().items()),
+        C.environment_line(),
     ]
     print("\n".join(header), flush=True)
-    rows = []
     t_start = time.perf_counter()
-    for case in cases:
-        for eps in eps_list:
-            acc: dict[str, list[dict[str, Any]]] = {m: [] for m in methods}
-            for i in range(args.draws):
-                seed = args.seed_offset + i
-                D, R, inj = make_draw(case, eps, seed, src)
-                for m in methods:
-                    t0 = time.perf_counter()
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore")
-                        if m == "sparker":
-                            r = run_sparker(D, R, inj, args.n_permutations, seed, params,
-                                            args.pca)
-                        elif m == "knn":
-                            r = run_knn(D, R, inj, args.n_permutations, seed)
-                        elif m == "c2st":
-                            r = run_c2st(D, R, inj, None, args.n_permutations, seed)
-                        else:
-                            r = run_mmd(D, R, inj, None, args.n_permutations, seed)
-                    r["seconds"] = time.perf_counter() - t0
-                    r["row_auroc"] = _auroc(inj, r.pop("score"))
-                    r["top_kernel_auroc"] = _auroc(inj, r.pop("top_kernel_score", None))
-                    acc[m].append(r)
-            for m in methods:
-                rs = acc[m]
-                pv = np.array([r["pvalue"] for r in rs])
-                row = {
-                    "case": case, "eps": eps, "method": m, "draws": len(rs),
-                    "seed_offset": args.seed_offset, "n_D": N_D, "n_R": N_R,
-                    "d": int(D.shape[1]), "n_permutations": args.n_permutations,
-                    "power": float(np.mean(pv < ALPHA)),
-                    "median_z": float(np.median(ndtri(1.0 - pv))),
-                    "row_auroc": float(np.nanmean([r["row_auroc"] for r in rs]))
-                    if inj.any() else np.nan,
-                    "top_kernel_auroc": float(np.nanmean([r["top_kernel_auroc"] for r in rs]))
-                    if m == "sparker" and inj.any() else np.nan,
-                    "width": float(np.mean([r["width"] for r in rs])) if m == "sparker" else np.nan,
-                    "seconds_per_draw": float(np.mean([r["seconds"] for r in rs])),
-                    "sparker_params": json.dumps(params) if m == "sparker" else "",
-                }
-                rows.append(row)
-                print(f"  {case:<16} eps={eps:<5} {NAMES[m]:<15} power {row['power']:.2f}  "
-                      f"median Z {row['median_z']:.2f}  row AUROC {row['row_auroc']:.3f}  "
-                      f"top kernel {row['top_kernel_auroc']:.3f}  "
-                      f"{row['seconds_per_draw']:.1f} s/draw", flush=True)
+    offset, n_perm = args.seed_offset, args.n_permutations
+    rows = T.run_grid(
+        [(case, eps) for case in cases for eps in eps_list],
+        range(offset, offset + args.draws),
+        lambda case, eps, seed: make_draw(case, eps, seed, src),
+        runners(methods, n_perm, params, args.pca),
+        lambda case, eps, m, rs: summarise(case, eps, m, rs, offset, n_perm, params),
+        line,
+    )
     header.append(f"wall time of the run: {time.perf_counter() - t_start:.0f} s")
     md = highdim_markdown(rows, header)
     print("\n" + md)

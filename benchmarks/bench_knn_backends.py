@@ -18,9 +18,8 @@ import argparse
 import sys
 import time
 
-import numpy as np
-
 import _common as C
+import numpy as np
 
 
 def exact_search(bank: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
@@ -55,7 +54,7 @@ def main() -> int:
         f"kNN backends: dim {args.dim}, "
         f"{args.n_queries or 'as many as the bank'} queries, k = {args.k}, "
         "Gaussian data; time = index build + query",
-        "environment: " + ", ".join(f"{k} {v}" for k, v in C.environment().items()),
+        C.environment_line(),
     ]
     print("\n".join(header), flush=True)
     try:

@@ -1,4 +1,4 @@
-"""Peak memory growth while scoring many rows (spec/benchmarks.md, "Memory").
+"""Peak memory growth while scoring many rows (doc/benchmarks.md, "memory").
 
 Fits each detector on a small sample, then, in a fresh child process per
 (detector, n_rows, batch_size), loads ``n_rows`` float32 rows and reports the
@@ -23,9 +23,8 @@ import subprocess
 import sys
 import tempfile
 
-import numpy as np
-
 import _common as C
+import numpy as np
 
 N_FEATURES = 20
 
@@ -35,7 +34,7 @@ import numpy as np
 det = pickle.load(open(sys.argv[1], "rb"))
 n_rows, batch = int(sys.argv[3]), int(sys.argv[4])
 # loaded before measuring, so the input itself is not counted as growth
-X = np.array(np.memmap(sys.argv[2], dtype=np.float32, mode="r", shape=(n_rows, %d)))
+X = np.array(np.memmap(sys.argv[2], dtype=np.float32, mode="r", shape=(n_rows, N_FEATURES)))
 det.set_params(batch_size=batch)
 det.score_samples(X[:1000])  # warm up torch's allocator and kernels
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -45,7 +44,7 @@ seconds = time.perf_counter() - t0
 after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(json.dumps({"growth_mb": (after - before) / 1024, "seconds": seconds,
                   "finite": bool(np.isfinite(s).all())}))
-""" % N_FEATURES
+""".replace("N_FEATURES", str(N_FEATURES))
 
 
 def main() -> int:
@@ -94,7 +93,8 @@ def main() -> int:
         "## Memory: peak RSS growth while scoring",
         "",
         f"Input: {args.rows:,} rows x {N_FEATURES} float32 features, loaded before measuring; "
-        "growth of ru_maxrss during one score_samples call in a fresh process.",
+        "growth of ru_maxrss during one score_samples call in a fresh process.  ",
+        C.environment_line() + "  ",
         "",
         "| " + " | ".join(header) + " |",
         "|" + "---|" * len(header),

@@ -1,4 +1,4 @@
-"""Wall time of one calibrated SparKer test at the sizes in the spec.
+"""Wall time of one calibrated SparKer test at the target size of doc/benchmarks.md.
 
 N_D = 10,000, d = 8, 100 permutations, default parameters, at N_R = 50,000
 (the target size) and N_R = 200,000 (the size of the Falkon-NPLM timing).
@@ -9,9 +9,9 @@ Writes benchmarks/results/sparker_speed.{csv,md}.
 import argparse
 import time
 
+import _common as C
 import numpy as np
 
-import _common as C
 from skhyper.stats import sparker_test
 
 TARGET_SECONDS = 20.0  # at N_R = 50,000, on 2 CPU cores

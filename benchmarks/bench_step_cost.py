@@ -15,11 +15,16 @@ import argparse
 import sys
 import time
 
+import _common as C
 import torch
 
-import _common as C
 from skhyper._utils.runtime import build_module, make_generator
-from skhyper._vae.losses import GaussianKL, HypersphericalRegulariser, MeanWeights, reconstruction_error
+from skhyper._vae.losses import (
+    GaussianKL,
+    HypersphericalRegulariser,
+    MeanWeights,
+    reconstruction_error,
+)
 from skhyper._vae.networks import build_vae
 
 BATCH, LATENT, FEATURES = 256, 16, 20
@@ -81,7 +86,7 @@ def main() -> int:
     header = [
         f"protocol: MLP VAE (128, 64), batch {BATCH}, latent {LATENT}, {FEATURES} features, "
         "CPU, milliseconds per call (mean of 200 after 30 warm-up calls)",
-        "environment: " + ", ".join(f"{k} {v}" for k, v in C.environment().items()),
+        C.environment_line(),
     ]
     md = ["## step_cost", ""] + [f"{h}  " for h in header] + [
         "", "| what | ms |", "|---|---|"] + [f"| {w} | {ms:.3f} |" for w, ms in rows]

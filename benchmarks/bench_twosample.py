@@ -1,5 +1,5 @@
-"""Two-sample protocol (spec/benchmarks.md): SparKer against a classifier
-two-sample test (C2ST) and a Gaussian-kernel MMD test.
+"""Two-sample protocol: SparKer against a classifier two-sample test (C2ST)
+and a Gaussian-kernel MMD test (results in doc/benchmarks.md).
 
 Cases (R = reference, D = data; a fraction eps of D's N_D rows is injected):
 
@@ -39,6 +39,8 @@ HistGradientBoostingClassifier trained on a stratified half of D u R, one-sided
 Mann-Whitney p of its scores of D vs R rows on the other half. MMD: Gaussian
 kernel, median-heuristic width, biased MMD^2, permutation p with the same
 number of permutations; D and R each subsampled to at most --mmd-max-rows.
+The loop over draws and methods is ``_twosample.run_grid`` (a method that
+fails on a draw has the error recorded in the ``errors`` column).
 
     python benchmarks/bench_twosample.py
     python benchmarks/bench_twosample.py --seed-offset 1000 --tag fresh
@@ -51,13 +53,13 @@ import argparse
 import json
 import sys
 import time
-import warnings
 from typing import Any
 
-import numpy as np
-from scipy.special import ndtri
-
 import _common as C
+import _twosample as T
+import numpy as np
+from _twosample import ALPHA, Z_STAR, Draw, top_positive_kernel, z_cap, z_metrics
+
 from skhyper.metrics import outlier_roc_auc
 
 CASES = {
@@ -66,8 +68,6 @@ CASES = {
     "satellite": [0.0, 0.01, 0.03],
     "nslkdd": [0.0, 0.005, 0.01],
 }
-ALPHA = 0.05
-Z_STAR = 2.0  # NPLM's threshold on Z = Phi^-1(1 - p)
 TUNING_SEEDS = (0, 19)  # the draws SparKer's defaults were chosen on
 NSLKDD_ATTACK = "mscan"  # the most frequent probe attack type in KDDTest+ (996 rows)
 NSLKDD_CATEGORICAL = ("protocol_type", "service", "flag")
@@ -100,8 +100,21 @@ def _nslkdd(data_dir: str | None) -> tuple[np.ndarray, np.ndarray]:
     return X[normal][:, keep], X[a["attack"] == NSLKDD_ATTACK][:, keep]
 
 
-def make_draw(case: str, eps: float, seed: int, src: dict[str, Any], scale: float
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+def load_sources(cases: list[str], data_dir: str | None) -> dict[str, Any]:
+    """(nominal rows, injected population) of each real case in ``cases``."""
+    src: dict[str, Any] = {}
+    if "cms" in cases:
+        src["cms"] = _cms(data_dir)
+    if "satellite" in cases:
+        (path,) = C.require(data_dir, ["adbench/classical/30_satellite.npz"])
+        X, y = C.load_npz(path)
+        src["satellite"] = (X[y == 0], X[y == 1])
+    if "nslkdd" in cases:
+        src["nslkdd"] = _nslkdd(data_dir)
+    return src
+
+
+def make_draw(case: str, eps: float, seed: int, src: dict[str, Any], scale: float) -> Draw:
     """(D, R, injected mask of D, planted centre or None) for the draw with this seed."""
     rng = np.random.default_rng(seed)
     if case == "bump":
@@ -111,7 +124,7 @@ def make_draw(case: str, eps: float, seed: int, src: dict[str, Any], scale: floa
         R = rng.normal(size=(n_r, 4))
         D = np.r_[rng.normal(size=(n_d - n_inj, 4)), mu + 0.1 * rng.normal(size=(n_inj, 4))]
         inj = np.r_[np.zeros(n_d - n_inj, bool), np.ones(n_inj, bool)]
-        return D, R, inj, mu
+        return Draw(D, R, inj, mu)
     nominal, anomalies = src[case]
     perm = rng.permutation(len(nominal))
     if case in SIZES:
@@ -125,34 +138,19 @@ def make_draw(case: str, eps: float, seed: int, src: dict[str, Any], scale: floa
     D_nom = nominal[perm[n_r:n_r + n_d - n_inj]]
     D = np.r_[D_nom, anomalies[rng.choice(len(anomalies), n_inj, replace=False)]]
     inj = np.r_[np.zeros(len(D_nom), bool), np.ones(n_inj, bool)]
-    return D, R, inj, None
+    return Draw(D, R, inj)
 
 
-def top_positive_kernel(est, D, R) -> tuple[int, np.ndarray] | None:
-    """The fitted detector's top positive kernel and its term over the rows of D.
-
-    The top one explains the most excess of D over R,
-    ``sum_D t_k - (N_D / N_R) sum_R t_k`` with ``t = kernel_terms`` (amplitudes
-    often tie at the clip, so the largest amplitude does not single one out).
-    None when no amplitude is positive.
-    """
-    amp = np.asarray(est.amplitudes_)
-    if not (amp > 0).any():
-        return None
-    t_d, t_r = est.kernel_terms(D), est.kernel_terms(R)
-    excess = t_d.sum(0) - len(D) / len(R) * t_r.sum(0)
-    top = int(np.argmax(np.where(amp > 0, excess, -np.inf)))
-    return top, t_d[:, top]
-
-
-def run_sparker(D, R, inj, mu, n_perm, seed, params=None) -> dict[str, Any]:
+def run_sparker(draw: Draw, n_perm: int, seed: int, params: dict | None = None
+                ) -> dict[str, Any]:
+    """SparKerDetector(calibration="permutation") fitted on D with X_ref = R: its
+    p-value, -score_samples(D), and whether its top positive kernel sits on the
+    injected rows (and, for the bump, how far the nearest positive kernel is)."""
     from skhyper.sparker import SparKerDetector
 
-    with warnings.catch_warnings():
-        # equal N_D and N_R (satellite) is by design here, not a CV slicing accident
-        warnings.filterwarnings("ignore", message="X_ref has exactly as many rows")
-        est = SparKerDetector(calibration="permutation", n_permutations=n_perm,
-                              random_state=seed, **(params or {})).fit(D, X_ref=R)
+    D, R, inj, mu = draw
+    est = SparKerDetector(calibration="permutation", n_permutations=n_perm,
+                          random_state=seed, **(params or {})).fit(D, X_ref=R)
     out: dict[str, Any] = {"pvalue": float(est.pvalue_), "score": -est.score_samples(D)}
     top = top_positive_kernel(est, D, R) if inj.any() else None
     if top is not None:
@@ -167,64 +165,6 @@ def run_sparker(D, R, inj, mu, n_perm, seed, params=None) -> dict[str, Any]:
     return out
 
 
-def run_c2st(D, R, inj, mu, n_perm, seed) -> dict[str, Any]:
-    from scipy.stats import mannwhitneyu
-    from sklearn.ensemble import HistGradientBoostingClassifier
-    from sklearn.model_selection import train_test_split
-
-    X = np.r_[D, R]
-    lab = np.r_[np.ones(len(D), int), np.zeros(len(R), int)]
-    idx = np.arange(len(X))
-    a, b = train_test_split(idx, test_size=0.5, stratify=lab, random_state=seed)
-    clf = HistGradientBoostingClassifier(random_state=seed).fit(X[a], lab[a])
-    s = clf.predict_proba(X[b])[:, 1]
-    p = mannwhitneyu(s[lab[b] == 1], s[lab[b] == 0], alternative="greater").pvalue
-    b_d = b[lab[b] == 1]  # rows of D in the evaluation half
-    score = np.full(len(D), np.nan)
-    score[b_d] = s[lab[b] == 1]
-    return {"pvalue": float(p), "score": score}
-
-
-def run_mmd(D, R, inj, mu, n_perm, seed, max_rows=2000) -> dict[str, Any]:
-    rng = np.random.default_rng(seed)
-    d_idx = rng.choice(len(D), min(len(D), max_rows), replace=False)
-    Ds = D[d_idx]
-    Rs = R[rng.choice(len(R), min(len(R), max_rows), replace=False)]
-    Z = np.r_[Ds, Rs]
-    Z = (Z - Z.mean(0)) / np.where(Z.std(0) > 0, Z.std(0), 1.0)
-    sq = (Z * Z).sum(1)
-    d2 = np.maximum(sq[:, None] + sq[None, :] - 2 * Z @ Z.T, 0)
-    med = np.median(d2[np.triu_indices(len(Z), 1)])
-    K = np.exp(-d2 / max(med, 1e-12)).astype(np.float32)
-    n_d, n = len(Ds), len(Z)
-    base = np.r_[np.full(n_d, 1.0 / n_d), np.full(n - n_d, -1.0 / (n - n_d))]
-    A = np.empty((n, n_perm + 1), np.float32)
-    A[:, 0] = base
-    for j in range(1, n_perm + 1):
-        A[:, j] = base[rng.permutation(n)]
-    stats = np.einsum("ij,ij->j", A, K @ A)
-    p = (1 + np.sum(stats[1:] >= stats[0])) / (1 + n_perm)
-    witness = K[:, :n_d].mean(1) - K[:, n_d:].mean(1)  # high where D is over-dense
-    score = np.full(len(D), np.nan)
-    score[d_idx] = witness[:n_d]
-    return {"pvalue": float(p), "score": score}
-
-
-def z_metrics(pvalues: np.ndarray) -> tuple[float, float]:
-    """Median Z and P(Z > Z_STAR) over the draws with a p-value, Z = Phi^-1(1 - p).
-
-    Not ``skhyper.stats.power_metrics``: that one ranks observed statistics
-    against one shared null sample, while each draw here has its own test (its
-    own R, D and permutations; C2ST's p is a Mann-Whitney p, with no null
-    statistics at all), so the draws' own p-values are summarised directly. Its
-    power is also ``Z >= Phi^-1(1 - alpha)``, not ``Z > 2``."""
-    pv = pvalues[np.isfinite(pvalues)]
-    if not pv.size:
-        return np.nan, np.nan
-    z = ndtri(1.0 - pv)
-    return float(np.median(z)), float(np.mean(z > Z_STAR))
-
-
 def seeds_note(offset: int, draws: int) -> str:
     """Whether the seeds offset..offset + draws - 1 are fresh for SparKer's defaults."""
     lo, hi = TUNING_SEEDS
@@ -233,13 +173,50 @@ def seeds_note(offset: int, draws: int) -> str:
     return f"not fresh: they overlap the seeds {lo}..{hi} SparKer's defaults were chosen on"
 
 
-def z_cap(n_perm: int) -> float:
-    """The largest Z a permutation p-value with n_perm permutations can give."""
-    return float(ndtri(1.0 - 1.0 / (n_perm + 1)))
-
-
-RUNNERS = {"sparker": run_sparker, "c2st": run_c2st, "mmd": run_mmd}
 NAMES = {"sparker": "SparKer", "c2st": "C2ST (HGB)", "mmd": "MMD (Gauss)"}
+
+
+def runners(methods: list[str], n_perm: int, sparker_params: dict, mmd_max_rows: int
+            ) -> dict[str, T.Runner]:
+    """The methods as ``(draw, seed) -> result`` callables for the shared loop."""
+    every: dict[str, T.Runner] = {
+        "sparker": lambda draw, seed: run_sparker(draw, n_perm, seed, sparker_params),
+        "c2st": lambda draw, seed: T.run_c2st(draw.D, draw.R, seed),
+        "mmd": lambda draw, seed: T.run_mmd(draw.D, draw.R, n_perm, seed, mmd_max_rows),
+    }
+    return {m: every[m] for m in methods}
+
+
+def summarise(case: str, eps: float, m: str, rs: list[dict[str, Any]], offset: int,
+              n_perm: int) -> dict[str, Any]:
+    """One results row: a method's draws on one (case, eps) cell."""
+    pv = T.pvalues(rs)
+    median_z, p_z = z_metrics(pv)
+    row = {
+        "case": case, "eps": eps, "method": m, "draws": len(rs),
+        "seed_offset": offset,
+        "n_D": rs[-1]["n_D"], "n_R": rs[-1]["n_R"], "n_permutations": n_perm,
+        "power": T.power(pv),
+        "mean_pvalue": float(np.nanmean(pv)) if np.isfinite(pv).any() else np.nan,
+        "median_z": median_z,
+        "p_z_gt_2": p_z,
+        "row_auroc": T.finite_mean(rs, "row_auroc"),
+        "seconds_per_draw": float(np.mean([r["seconds"] for r in rs])),
+        "errors": T.errors(rs),
+    }
+    if m == "sparker":
+        for k in ("kernel_on_injected", "kernel_dist_to_bump"):
+            row[k] = T.finite_mean(rs, k)
+    return row
+
+
+def line(row: dict[str, Any]) -> str:
+    """The progress line of one results row."""
+    return (f"  {row['case']:<10} eps={row['eps']:<6} {NAMES[row['method']]:<12} "
+            f"power {row['power']:.2f}  mean p {row['mean_pvalue']:.3f}  "
+            f"median Z {row['median_z']:.2f}  P(Z>2) {row['p_z_gt_2']:.2f}  "
+            f"row AUROC {row['row_auroc']:.3f}  {row['seconds_per_draw']:.1f} s/draw"
+            + (f"  ERR {row['errors']}" if row["errors"] else ""))
 
 
 def main() -> int:
@@ -263,20 +240,12 @@ def main() -> int:
     args = p.parse_args()
     cases = [c.strip() for c in args.cases.split(",") if c.strip()]
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    if any(c not in CASES for c in cases) or any(m not in RUNNERS for m in methods):
-        sys.exit(f"error: cases from {list(CASES)}, methods from {list(RUNNERS)}")
+    if any(c not in CASES for c in cases) or any(m not in NAMES for m in methods):
+        sys.exit(f"error: cases from {list(CASES)}, methods from {list(NAMES)}")
     draws, n_perm, scale = args.draws, args.n_permutations, 1.0
     if args.quick:
         draws, n_perm, scale = min(draws, 3), min(n_perm, 20), 0.25
-    src: dict[str, Any] = {}
-    if "cms" in cases:
-        src["cms"] = _cms(args.data_dir)
-    if "satellite" in cases:
-        (path,) = C.require(args.data_dir, ["adbench/classical/30_satellite.npz"])
-        X, y = C.load_npz(path)
-        src["satellite"] = (X[y == 0], X[y == 1])
-    if "nslkdd" in cases:
-        src["nslkdd"] = _nslkdd(args.data_dir)
+    src = load_sources(cases, args.data_dir)
     offset = args.seed_offset
     header = [
         f"protocol: two-sample, {draws} draws per (case, eps), {n_perm} permutations, "
@@ -287,64 +256,20 @@ def main() -> int:
         + seeds_note(offset, draws),
         "SparKer parameters: " + (args.sparker_params if json.loads(args.sparker_params)
                                   else "defaults"),
-        "environment: " + ", ".join(f"{k} {v}" for k, v in C.environment().items()),
+        C.environment_line(),
     ]
     print("\n".join(header), flush=True)
-    rows = []
     t_start = time.perf_counter()
-    for case in cases:
-        eps_list = ([float(e) for e in args.eps.split(",")] if args.eps else CASES[case])
-        for eps in eps_list:
-            acc: dict[str, list[dict[str, Any]]] = {m: [] for m in methods}
-            for draw in range(draws):
-                seed = offset + draw
-                D, R, inj, mu = make_draw(case, eps, seed, src, scale)
-                for m in methods:
-                    t0 = time.perf_counter()
-                    try:
-                        kw = ({"max_rows": args.mmd_max_rows} if m == "mmd" else
-                              {"params": json.loads(args.sparker_params)} if m == "sparker"
-                              else {})
-                        r = RUNNERS[m](D, R, inj, mu, n_perm, seed, **kw)
-                        r["error"] = ""
-                    except Exception as exc:
-                        r = {"pvalue": np.nan, "score": None,
-                             "error": f"{type(exc).__name__}: {exc}"[:300]}
-                    r["seconds"] = time.perf_counter() - t0
-                    sc = r.pop("score")
-                    if sc is not None and inj.any():
-                        ok = np.isfinite(sc)
-                        if inj[ok].any() and (~inj[ok]).any():
-                            r["row_auroc"] = outlier_roc_auc(inj[ok].astype(int), sc[ok],
-                                                             higher_is_normal=False)
-                    acc[m].append(r)
-            for m in methods:
-                rs = acc[m]
-                pv = np.array([r["pvalue"] for r in rs], float)
-                median_z, p_z = z_metrics(pv)
-                row = {
-                    "case": case, "eps": eps, "method": m, "draws": len(rs),
-                    "seed_offset": offset,
-                    "n_D": len(D), "n_R": len(R), "n_permutations": n_perm,
-                    "power": float(np.mean(pv[np.isfinite(pv)] < ALPHA)) if np.isfinite(pv).any() else np.nan,
-                    "mean_pvalue": float(np.nanmean(pv)) if np.isfinite(pv).any() else np.nan,
-                    "median_z": median_z,
-                    "p_z_gt_2": p_z,
-                    "row_auroc": float(np.mean([r["row_auroc"] for r in rs if "row_auroc" in r]))
-                    if any("row_auroc" in r for r in rs) else np.nan,
-                    "seconds_per_draw": float(np.mean([r["seconds"] for r in rs])),
-                    "errors": "; ".join(sorted({r["error"] for r in rs if r["error"]})),
-                }
-                if m == "sparker":
-                    for k in ("kernel_on_injected", "kernel_dist_to_bump"):
-                        v = [r[k] for r in rs if k in r]
-                        row[k] = float(np.mean(v)) if v else np.nan
-                rows.append(row)
-                print(f"  {case:<10} eps={eps:<6} {NAMES[m]:<12} power {row['power']:.2f}  "
-                      f"mean p {row['mean_pvalue']:.3f}  median Z {row['median_z']:.2f}  "
-                      f"P(Z>2) {row['p_z_gt_2']:.2f}  row AUROC {row['row_auroc']:.3f}  "
-                      f"{row['seconds_per_draw']:.1f} s/draw"
-                      + (f"  ERR {row['errors']}" if row["errors"] else ""), flush=True)
+    cells = [(case, eps) for case in cases
+             for eps in ([float(e) for e in args.eps.split(",")] if args.eps else CASES[case])]
+    rows = T.run_grid(
+        cells,
+        range(offset, offset + draws),
+        lambda case, eps, seed: make_draw(case, eps, seed, src, scale),
+        runners(methods, n_perm, json.loads(args.sparker_params), args.mmd_max_rows),
+        lambda case, eps, m, rs: summarise(case, eps, m, rs, offset, n_perm),
+        line,
+    )
     header.append(f"wall time of the run: {time.perf_counter() - t_start:.0f} s")
     md = twosample_markdown(rows, header)
     print("\n" + md)

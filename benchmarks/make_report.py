@@ -1,7 +1,8 @@
 """Assemble doc/benchmarks.md and doc/img/*.png from benchmarks/results/.
 
 Every number in the report is read from a results file written by a benchmark
-run; nothing is typed by hand. Missing results files are listed as not run.
+run; nothing is typed by hand (the notes on the committed runs come from
+benchmarks/NOTES.md). Missing results files are listed as not run.
 
     python benchmarks/make_report.py            # untagged (full) results
     python benchmarks/make_report.py --tag quick
@@ -14,17 +15,18 @@ import json
 import os
 import sys
 
+import _common as C
 import numpy as np
 from scipy.stats import binom
 
-import _common as C
-from skhyper import evaluation as E
+from skhyper.plotting import plot_roc
 
 DOC = os.path.join(C.REPO, "doc")
 IMG = os.path.join(DOC, "img")
 PROTOCOLS = ["tabular", "embeddings", "fmnist", "fmnist_conv", "classcond", "embeddings_paper",
-             "fmnist_paper", "tune_compvae", "step_cost", "twosample", "twosample_fresh",
-             "twosample_fresh_robust", "highdim", "sparker_speed", "knn_backends", "memory", "dask_scale"]
+             "fmnist_paper", "tune_compvae", "sparker_tuning", "step_cost", "twosample",
+             "twosample_fresh", "twosample_fresh_robust", "highdim", "sparker_speed",
+             "knn_backends", "memory", "dask_scale"]
 # two-sample results files: the draws SparKer's defaults were chosen on, and a run
 # on fresh draws (bench_twosample.py --seed-offset 1000 --tag fresh)
 TWOSAMPLE = ("twosample", "twosample_fresh")
@@ -76,8 +78,10 @@ def roc_plot(roc, protocol, tag, plt) -> str | None:
         tprs = [np.array(roc[d][m]["tpr"]) for d in ds if m in roc[d]]
         fpr = np.array(next(roc[d][m]["fpr"] for d in ds if m in roc[d]))
         curves.append((f"{C.LABELS.get(m, m)} ({len(tprs)} sets)", fpr, np.mean(tprs, axis=0)))
+    fig, ax = plt.subplots(figsize=(5.5, 5))
     # the stored curves are sampled every 0.01 in FPR: a linear axis suits them
-    fig = E.roc_figure(curves, f"{protocol}: mean ROC curve over data sets", log_fpr=False)
+    plot_roc(curves, ax=ax, log_fpr=False, title=f"{protocol}: mean ROC curve over data sets")
+    fig.tight_layout()
     name = f"{protocol}{'_' + tag if tag else ''}_roc.png"
     fig.savefig(os.path.join(IMG, name), dpi=110)
     plt.close(fig)
@@ -180,9 +184,10 @@ def highdim_targets(rows) -> list[str]:
 
 
 def targets(tag: str) -> list[str]:
-    """The targets of spec/benchmarks.md, each marked from the results files."""
-    out = ["## Targets of the benchmark spec", "",
-           "Each line is computed from the results files below by `make_report.py`.", "",
+    """The project's benchmark targets, each marked from the results files."""
+    out = ["## Targets", "",
+           "The project's benchmark targets; each line is computed from the results "
+           "files below by `make_report.py`.", "",
            "| target | measured | met |", "|---|---|---|"]
 
     def load(proto):
@@ -317,7 +322,7 @@ def main() -> int:
              ""]
     parts += targets(args.tag)
     parts += paper_vs_defaults(args.tag)
-    notes = os.path.join(C.RESULTS_DIR, "NOTES.md")
+    notes = os.path.join(C.REPO, "benchmarks", "NOTES.md")
     if not args.tag and os.path.exists(notes):
         with open(notes, encoding="utf-8") as fh:
             parts += [fh.read(), ""]
@@ -325,7 +330,8 @@ def main() -> int:
         csv_path = C.results_path(proto, args.tag, ".csv")
         md_path = C.results_path(proto, args.tag, ".md")
         if not os.path.exists(md_path):
-            parts += [f"## {proto}", "", f"Not run yet (no `{os.path.relpath(md_path, C.REPO)}`).", ""]
+            rel = os.path.relpath(md_path, C.REPO)
+            parts += [f"## {proto}", "", f"Not run yet (no `{rel}`).", ""]
             continue
         with open(md_path, encoding="utf-8") as fh:
             text = fh.read()

@@ -5,7 +5,7 @@ rows of several one-class splits, and the table reports the mean and standard
 deviation over the splits of outlier AUROC, outlier average precision, FPR at
 95% TPR, and fit / score wall-clock seconds.
 
-Data (``--dataset``):
+Data (``--dataset``; the splits are made by :func:`skhyper.datasets.load_splits`):
 
 - ``digits`` (default; ships with scikit-learn, no download): one-class digits,
   **every digit in turn** (or only ``--normal-class``). The rows of the normal
@@ -33,34 +33,27 @@ whether the test set differs from the training set at all.
 Bad arguments and unreadable files end the command with exit status 2 and a
 one-line message, before any model is fitted; results are written before the
 plot, so a plotting error loses nothing.
+
+This module is the command line only (arguments, output, files); the data
+and splits are in :mod:`skhyper.datasets`, the methods and the runner in
+:mod:`skhyper.evaluation`, the ROC figure in :mod:`skhyper.plotting`.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import sys
-import zipfile
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import numpy as np
-from sklearn.preprocessing import StandardScaler
 
-from .evaluation import (
-    METHODS,
-    MethodResult,
-    builtin_split,
-    evaluate,
-    label,
-    one_class_split,
-    parse_methods,
-    write_results_csv,
-)
-from .metrics import as_outlier_labels
+from .datasets import OneClassSplit, _read_csv, _read_npz  # noqa: F401 (kept importable)
+from .datasets import load_split as load_compare_data
+from .datasets import load_splits as load_compare_splits
+from .evaluation import METHODS, MethodResult, evaluate, label, parse_methods, write_results_csv
 
 __all__ = [
     "CompareData",
@@ -73,223 +66,17 @@ __all__ = [
 
 DEFAULT_METHODS = ("compvae", "vmf", "sparker", "iforest", "lof", "knn")
 ALL_METHODS = tuple(METHODS)
-_LABEL_CANDIDATES = ("label", "y", "target", "outlier", "anomaly", "class")
 _RESULT_TYPES = (".csv", ".json")
 
-
-@dataclass
-class CompareData:
-    """A one-class split: training rows (normal only) and labelled test rows."""
-
-    name: str
-    protocol: str
-    X_train: np.ndarray
-    X_test: np.ndarray
-    y_test: np.ndarray  # 1 = anomaly
-
-
-# --------------------------------------------------------------------------- data
-
-
-def _read_csv(path: str, label_column: str | None) -> tuple[np.ndarray, np.ndarray]:
-    with open(path, newline="", encoding="utf-8") as fh:
-        rows = [r for r in csv.reader(fh) if r]
-    if len(rows) < 2:
-        raise ValueError(f"{path}: needs a header row and at least one data row.")
-    header = [h.strip() for h in rows[0]]
-    if label_column is None:
-        found = [h for h in header if h.lower() in _LABEL_CANDIDATES]
-        if not found:
-            raise ValueError(
-                f"{path}: no label column found among {header[:10]}...; "
-                "name it with --label-column."
-            )
-        label_column = found[0]
-    if label_column in header:
-        li = header.index(label_column)
-    elif label_column.lstrip("-").isdigit():
-        li = int(label_column)
-        if not 0 <= li < len(header):
-            raise ValueError(
-                f"{path}: --label-column {label_column} is out of range: the file has "
-                f"{len(header)} columns (0 to {len(header) - 1})."
-            )
-    else:
-        raise ValueError(f"{path}: no column named {label_column!r} in {header}.")
-    body = rows[1:]
-    bad = [i for i, r in enumerate(body) if len(r) != len(header)]
-    if bad:
-        raise ValueError(
-            f"{path}: row {bad[0] + 2} has {len(body[bad[0]])} fields, "
-            f"the header has {len(header)}."
-        )
-    feats = [j for j in range(len(header)) if j != li]
-    try:
-        X = np.array([[float(r[j]) for j in feats] for r in body], dtype=np.float64)
-    except ValueError as exc:
-        raise ValueError(
-            f"{path}: feature columns must be numeric ({exc}); drop or encode "
-            "non-numeric columns first."
-        ) from None
-    y = np.array([r[li].strip() for r in body])
-    try:
-        y = y.astype(np.float64)
-    except ValueError:
-        raise ValueError(
-            f"{path}: label column {header[li]!r} must be numeric "
-            "(0/1 with 1 = anomaly, or -1/+1 with -1 = anomaly)."
-        ) from None
-    return X, y
-
-
-def _read_npz(path: str) -> tuple[np.ndarray, np.ndarray]:
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            missing = [k for k in ("X", "y") if k not in z.files]
-            if missing:
-                raise ValueError(f"{path}: missing key(s) {missing}; found {z.files}.")
-            return np.asarray(z["X"], dtype=np.float64), np.asarray(z["y"])
-    except (zipfile.BadZipFile, EOFError, OSError, TypeError) as exc:
-        raise ValueError(f"{path}: not a readable .npz file ({exc}).") from None
-    except ValueError as exc:
-        if str(exc).startswith(path):
-            raise
-        raise ValueError(f"{path}: not a readable .npz file ({exc}).") from None
-
-
-def _read_file(dataset: str, label_column: str | None) -> tuple[np.ndarray, np.ndarray]:
-    if not os.path.isfile(dataset):
-        raise ValueError(
-            f"--dataset {dataset!r}: not 'digits', 'breast_cancer' or an existing .npz / .csv file."
-        )
-    ext = os.path.splitext(dataset)[1].lower()
-    if ext == ".npz":
-        X, y = _read_npz(dataset)
-    elif ext == ".csv":
-        try:
-            X, y = _read_csv(dataset, label_column)
-        except UnicodeDecodeError:
-            raise ValueError(f"{dataset}: not a UTF-8 text .csv file.") from None
-    else:
-        raise ValueError(f"{dataset}: unsupported file type {ext!r} (use .npz or .csv).")
-    if X.ndim != 2:
-        raise ValueError(f"{dataset}: X must be 2-D, got shape {X.shape}.")
-    if not np.all(np.isfinite(X)):
-        raise ValueError(f"{dataset}: X contains NaN or infinity.")
-    y01 = as_outlier_labels(np.asarray(y).ravel())
-    if len(y01) != len(X):
-        raise ValueError(f"{dataset}: X has {len(X)} rows but y has {len(y01)}.")
-    if int((y01 == 0).sum()) < 8:
-        raise ValueError(f"{dataset}: only {int((y01 == 0).sum())} normal rows.")
-    return X, y01
-
-
-def load_compare_splits(
-    dataset: str = "digits",
-    *,
-    label_column: str | None = None,
-    normal_class: int | None = None,
-    anomaly_ratio: float = 0.5,
-    seed: int = 0,
-    n_splits: int | None = None,
-    max_train: int = 10_000,
-    max_test: int = 10_000,
-) -> list[CompareData]:
-    """Load a data set and make the one-class splits described in the module docstring.
-
-    Parameters
-    ----------
-    dataset : str, default="digits"
-        ``"digits"``, ``"breast_cancer"``, or a path to a ``.npz`` / ``.csv`` file.
-    label_column : str, default=None
-        CSV only: name (or integer index) of the label column.
-    normal_class : int, default=None
-        ``digits`` only: the one digit that is normal; None runs every digit.
-    anomaly_ratio : float, default=0.5
-        Built-in data sets: anomalies in the test set per test normal.
-    seed : int, default=0
-        Seed of the (first) shuffle.
-    n_splits : int, default=None
-        Shuffles of ``breast_cancer`` and files (seeds ``seed, seed + 1, ...``);
-        None: 5 for ``breast_cancer``, 1 for a file.
-    max_train, max_test : int, default=10000
-        Caps for ``.npz`` / ``.csv`` data.
-
-    Returns
-    -------
-    splits : list of CompareData
-    """
-    if dataset == "digits":
-        from sklearn.datasets import load_digits
-
-        X, t = load_digits(return_X_y=True)
-        if normal_class is not None and not 0 <= int(normal_class) <= 9:
-            raise ValueError(f"--normal-class must be a digit 0-9, got {normal_class}.")
-        digits = range(10) if normal_class is None else [int(normal_class)]
-        out = []
-        for c in digits:
-            Xtr, Xte, yte = builtin_split(X / 16.0, t == c, anomaly_ratio, seed)
-            protocol = (
-                f"sklearn load_digits one-class: digit {c} normal; train = 70% of its "
-                f"rows ({len(Xtr)}), test = the other {int((yte == 0).sum())} plus "
-                f"{int(yte.sum())} random other digits; pixels / 16; seed {seed}"
-            )
-            out.append(CompareData(f"digit {c}", protocol, Xtr, Xte, yte))
-        return out
-    if dataset == "breast_cancer":
-        from sklearn.datasets import load_breast_cancer
-
-        X, t = load_breast_cancer(return_X_y=True)
-        out = []
-        for s in range(seed, seed + (5 if n_splits is None else n_splits)):
-            # target 1 = benign (normal), 0 = malignant (anomaly)
-            Xtr, Xte, yte = builtin_split(X, t == 1, anomaly_ratio, s)
-            scaler = StandardScaler().fit(Xtr)
-            protocol = (
-                f"sklearn load_breast_cancer: benign normal; train = 70% of benign "
-                f"({len(Xtr)}), test = the other {int((yte == 0).sum())} benign plus "
-                f"{int(yte.sum())} random malignant; standardised on train; seed {s}"
-            )
-            out.append(
-                CompareData(
-                    f"breast_cancer seed {s}",
-                    protocol,
-                    scaler.transform(Xtr),
-                    scaler.transform(Xte),
-                    yte,
-                )
-            )
-        return out
-    X, y01 = _read_file(dataset, label_column)
-    name = os.path.basename(dataset)
-    out = []
-    for s in range(seed, seed + (1 if n_splits is None else n_splits)):
-        Xtr, Xte, yte = one_class_split(X, y01, s, max_train=max_train, max_test=max_test)
-        protocol = (
-            f"{name}: normal rows shuffled (seed {s}), 70% train ({len(Xtr)}); test = "
-            f"other normals + anomalies ({len(Xte)} rows, {int(yte.sum())} anomalies); "
-            "standardised on train"
-        )
-        out.append(
-            CompareData(
-                name if n_splits in (None, 1) else f"{name} seed {s}", protocol, Xtr, Xte, yte
-            )
-        )
-    return out
-
-
-def load_compare_data(dataset: str = "digits", **kwargs: Any) -> CompareData:
-    """The first split of :func:`load_compare_splits` (for one-split use)."""
-    if dataset == "digits" and kwargs.get("normal_class") is None:
-        kwargs["normal_class"] = 0
-    return load_compare_splits(dataset, **kwargs)[0]
+# the split type's name here before it moved to skhyper.datasets
+CompareData = OneClassSplit
 
 
 # ------------------------------------------------------------------------ methods
 
 
 def run_compare(
-    data: CompareData,
+    data: OneClassSplit,
     methods: Sequence[str] = DEFAULT_METHODS,
     *,
     epochs: int | None = None,
@@ -302,7 +89,7 @@ def run_compare(
 
     Parameters
     ----------
-    data : CompareData
+    data : OneClassSplit
         One split from :func:`load_compare_splits`.
     methods : sequence of str, default=DEFAULT_METHODS
         Keys of :data:`skhyper.evaluation.METHODS`.
@@ -362,7 +149,10 @@ def format_table(results: Sequence[MethodResult]) -> str:
     spread = n_splits > 1
     cw = 13 if spread else 6
     w = max([len("method")] + [len(label(m)) for m in methods])
-    title = f"{'method':<{w}}  {'AUROC':>{cw}}  {'AP':>{cw}}  {'FPR95':>{cw}}  {'fit s':>7}  {'score s':>7}"
+    title = (
+        f"{'method':<{w}}  {'AUROC':>{cw}}  {'AP':>{cw}}  {'FPR95':>{cw}}"
+        f"  {'fit s':>7}  {'score s':>7}"
+    )
     lines = [title, "-" * len(title)]
     for m in methods:
         rows = [r for r in results if r.method == m]
@@ -401,10 +191,11 @@ def _sparker_note(results: Sequence[MethodResult]) -> str | None:
 
 
 def _plot_roc(
-    results: Sequence[MethodResult], splits: Sequence[CompareData], path: str
+    results: Sequence[MethodResult], splits: Sequence[OneClassSplit], path: str
 ) -> str | None:
-    """Write ROC curves (log false-positive axis) to ``path``; return an error
-    message instead of raising."""
+    """Write ROC curves (log false-positive axis) to ``path``: one axes with a
+    curve per method for one split, else one axes per method with a curve per
+    split. Return an error message instead of raising."""
     try:
         import matplotlib
 
@@ -412,7 +203,9 @@ def _plot_roc(
         import matplotlib.pyplot as plt
     except ImportError:
         return "matplotlib is not installed; no plot written (pip install matplotlib)."
-    from sklearn.metrics import RocCurveDisplay
+    from sklearn.metrics import roc_curve
+
+    from .plotting import plot_roc
 
     y_of = {d.name: d.y_test for d in splits}
     methods = [
@@ -422,42 +215,43 @@ def _plot_roc(
     ]
     if not methods:
         return "no method produced scores; no plot written."
-    one = len(splits) == 1
-    ncols = 1 if one else min(3, len(methods))
-    nrows = 1 if one else -(-len(methods) // ncols)
-    fig, axes = plt.subplots(
-        nrows, ncols, figsize=(5.5 if one else 4 * ncols, 5 if one else 3.6 * nrows), squeeze=False
-    )
-    for i, m in enumerate(methods):
-        ax = axes.flat[0 if one else i]
-        rows = [r for r in results if r.method == m and r.anomaly_scores is not None]
-        for r in rows:
-            RocCurveDisplay.from_predictions(
-                y_of[r.dataset],
-                r.anomaly_scores,
-                ax=ax,
-                plot_chance_level=False,
-                name=label(m) if one else None,
-                curve_kwargs={"lw": 1.5 if one else 0.8},
-            )
-        if not one:
-            ax.set_title(f"{label(m)}\nAUROC {_mean_sd([r.auroc for r in rows])}", fontsize=8)
-            if ax.get_legend() is not None:
-                ax.get_legend().remove()
-    for ax in axes.flat[len(methods) if not one else 1 :]:
-        ax.set_visible(False)
+
+    def curve(r: MethodResult, name: str | None) -> tuple[str | None, np.ndarray, np.ndarray]:
+        fpr, tpr, _ = roc_curve(y_of[r.dataset], r.anomaly_scores)
+        return name, fpr, tpr
+
     # below one false positive in the largest test set the log axis shows nothing
     low = min(1e-2, 0.5 / max(int((d.y_test == 0).sum()) for d in splits))
-    for ax in axes.flat:
-        ax.set_aspect("auto")
-        ax.set_xscale("log")
-        ax.set_xlim(low, 1)
-        ax.set_ylim(0, 1.02)
-        ax.grid(alpha=0.3, which="both")
-        ax.set_xlabel("false-positive rate (log scale)", fontsize=8)
-        ax.set_ylabel("true-positive rate", fontsize=8)
+    scored = [r for r in results if r.anomaly_scores is not None]
+    if len(splits) == 1:
+        fig, ax = plt.subplots(figsize=(5.5, 5))
+        curves = [
+            curve(r, f"{label(r.method)} (AUROC {r.auroc:.3f})")
+            for m in methods
+            for r in scored
+            if r.method == m
+        ]
+        plot_roc(curves, ax=ax, min_fpr=low)
+    else:
+        ncols = min(3, len(methods))
+        nrows = -(-len(methods) // ncols)
+        fig, axes = plt.subplots(
+            nrows, ncols, figsize=(4 * ncols, 3.6 * nrows), squeeze=False
+        )
+        for ax, m in zip(axes.flat, methods):
+            rows = [r for r in scored if r.method == m]
+            plot_roc(
+                [curve(r, None) for r in rows],
+                ax=ax,
+                min_fpr=low,
+                linewidth=0.8,
+                title=f"{label(m)}\nAUROC {_mean_sd([r.auroc for r in rows])}",
+            )
+        for ax in axes.flat[len(methods) :]:
+            ax.set_visible(False)
     fig.suptitle(
-        f"ROC, {splits[0].name if one else f'{len(splits)} splits, one curve each'}", fontsize=10
+        f"ROC, {splits[0].name if len(splits) == 1 else f'{len(splits)} splits, one curve each'}",
+        fontsize=10,
     )
     fig.tight_layout()
     try:
@@ -470,7 +264,7 @@ def _plot_roc(
 
 
 def _write_results(
-    results: Sequence[MethodResult], splits: Sequence[CompareData], path: str
+    results: Sequence[MethodResult], splits: Sequence[OneClassSplit], path: str
 ) -> None:
     rows = [{**r.as_row(), "label": r.label} for r in results]
     if path.lower().endswith(".csv"):

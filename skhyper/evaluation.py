@@ -1,6 +1,9 @@
 """The one-class evaluation protocol, shared by ``python -m skhyper compare`` and
-the benchmark scripts: splits, the method registry, the runner, result
-records and their files, and the ROC figure.
+the benchmark scripts: the method registry, the runner, result records and
+their files.
+
+The splits are those of :mod:`skhyper.datasets` (re-exported here); the ROC
+figure is :func:`skhyper.plotting.plot_roc`.
 
 Every method is fitted on the same training rows and scored on the same
 test rows. Inductive methods are fitted on the training rows.
@@ -12,6 +15,7 @@ rows; its row says so, and its two-sample p-value is kept in ``extra``.
 from __future__ import annotations
 
 import csv
+import inspect
 import time
 import traceback
 import warnings
@@ -23,6 +27,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from .datasets import SEED, builtin_split, one_class_split
 from .metrics import fpr_at_95_tpr, outlier_average_precision, outlier_roc_auc
 
 __all__ = [
@@ -35,70 +40,8 @@ __all__ = [
     "make_method",
     "one_class_split",
     "parse_methods",
-    "roc_figure",
     "write_results_csv",
 ]
-
-SEED = 0
-
-
-# ------------------------------------------------------------------------ splits
-
-
-def builtin_split(
-    X: np.ndarray, normal: np.ndarray, anomaly_ratio: float, seed: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Split for labelled data with a normal mask (the built-in data sets).
-
-    The normal rows are shuffled with ``seed`` and 70% train. The test rows
-    are the other 30% plus anomalies drawn at random, ``anomaly_ratio`` per
-    test normal. Returns ``(X_train, X_test, y_test)`` with 1 = anomaly.
-    """
-    rng = np.random.default_rng(seed)
-    idx_n = rng.permutation(np.flatnonzero(normal))
-    n_train = int(round(0.7 * len(idx_n)))
-    train, test_n = idx_n[:n_train], idx_n[n_train:]
-    idx_a = np.flatnonzero(~normal)
-    n_a = min(len(idx_a), max(1, int(round(anomaly_ratio * len(test_n)))))
-    test_a = rng.choice(idx_a, size=n_a, replace=False)
-    test = np.r_[test_n, test_a]
-    y_test = np.r_[np.zeros(len(test_n), int), np.ones(n_a, int)]
-    return X[train], X[test], y_test
-
-
-def one_class_split(
-    X: np.ndarray,
-    y: np.ndarray,
-    seed: int = SEED,
-    *,
-    train_frac: float = 0.7,
-    max_train: int = 10_000,
-    max_test: int = 10_000,
-    standardize: bool = True,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The tabular / embeddings protocol for data labelled 0 = normal, 1 = anomaly.
-
-    Normal rows are shuffled with ``seed``; the first 70% (at most
-    ``max_train``) train. Test = the other normals plus every anomaly; when
-    that exceeds ``max_test`` rows, ``max_test`` of them are drawn uniformly
-    at random with ``seed`` (the contamination rate is kept in expectation).
-    With ``standardize``, a ``StandardScaler`` fitted on the training rows
-    transforms both.
-    """
-    from sklearn.preprocessing import StandardScaler
-
-    rng = np.random.default_rng(seed)
-    normal = rng.permutation(np.flatnonzero(y == 0))
-    n_train = min(int(round(train_frac * len(normal))), max_train)
-    train = normal[:n_train]
-    test = np.r_[normal[n_train:], np.flatnonzero(y == 1)]
-    if len(test) > max_test:
-        test = np.sort(rng.choice(test, size=max_test, replace=False))
-    X_train, X_test = X[train], X[test]
-    if standardize:
-        scaler = StandardScaler().fit(X_train)
-        X_train, X_test = scaler.transform(X_train), scaler.transform(X_test)
-    return X_train, X_test, y[test]
 
 
 # ----------------------------------------------------------------------- methods
@@ -198,12 +141,13 @@ class _PyOD:
 class Method:
     """One entry of the registry.
 
-    ``make(seed, epochs, image_shape, n_permutations, verbose)`` returns a
-    fresh estimator with ``fit`` / ``score_samples``; ``reference_mode``
-    marks a method fitted on the test rows with the training rows as
-    ``X_ref``. ``rescore`` maps method keys to a CompVAE ``anomaly_score``: those
-    rows reuse this method's fit, scored the other way (it is read only by
-    ``score_samples``; the parts' scales are fitted for all three).
+    ``make`` returns a fresh estimator with ``fit`` / ``score_samples``; it
+    takes as keywords the options of :func:`make_method` it uses (``seed``,
+    ``epochs``, ``image_shape``, ``n_permutations``, ``verbose``) and is
+    passed only those. ``reference_mode`` marks a method fitted on the test
+    rows with the training rows as ``X_ref``. ``rescore`` maps method keys to
+    a CompVAE ``anomaly_score``: those rows reuse this method's fit, scored
+    the other way by its ``score_variants`` (no refit).
     """
 
     key: str
@@ -212,9 +156,20 @@ class Method:
     reference_mode: bool = False
     rescore: tuple[tuple[str, str], ...] = ()
 
+    def build(self, **options: Any) -> Any:
+        """A fresh estimator from the options ``make`` declares (others ignored)."""
+        accepted = inspect.signature(self.make).parameters
+        return self.make(**{k: v for k, v in options.items() if k in accepted})
+
 
 def _vae(compression: str | None, **params: Any) -> Callable[..., Any]:
-    def make(seed: int, epochs: Any, image_shape: Any, n_permutations: Any, verbose: int) -> Any:
+    def make(
+        *,
+        seed: int,
+        epochs: int | None = None,
+        image_shape: tuple[int, int, int] | None = None,
+        verbose: int = 0,
+    ) -> Any:
         from .compvae import CompVAEDetector, VMFDetector
 
         kw: dict[str, Any] = {"random_state": seed, "verbose": verbose, **params}
@@ -229,13 +184,20 @@ def _vae(compression: str | None, **params: Any) -> Callable[..., Any]:
     return make
 
 
-def _paper(*args: Any) -> Any:
+def _paper(
+    *,
+    seed: int,
+    epochs: int | None = None,
+    image_shape: tuple[int, int, int] | None = None,
+    verbose: int = 0,
+) -> Any:
     from .compvae import PAPER_PARAMS
 
-    return _vae("full", **PAPER_PARAMS)(*args)
+    make = _vae("full", **PAPER_PARAMS)
+    return make(seed=seed, epochs=epochs, image_shape=image_shape, verbose=verbose)
 
 
-def _sparker(seed: int, epochs: Any, image_shape: Any, n_permutations: Any, verbose: int) -> Any:
+def _sparker(*, seed: int, n_permutations: int | None = None, verbose: int = 0) -> Any:
     from .sparker import SparKerDetector
 
     kw: dict[str, Any] = {"calibration": "permutation", "random_state": seed, "verbose": verbose}
@@ -244,20 +206,27 @@ def _sparker(seed: int, epochs: Any, image_shape: Any, n_permutations: Any, verb
     return SparKerDetector(**kw)
 
 
-def _iforest(seed: int, *_: Any) -> Any:
+def _iforest(*, seed: int) -> Any:
     from sklearn.ensemble import IsolationForest
 
     return IsolationForest(random_state=seed)
 
 
-def _lof(*_: Any) -> Any:
+def _lof() -> Any:
     from sklearn.neighbors import LocalOutlierFactor
 
     return LocalOutlierFactor(novelty=True)
 
 
+def _knn(k: int) -> Callable[[], Any]:
+    def make() -> Any:
+        return KNNMean(k)
+
+    return make
+
+
 def _pyod(name: str) -> Callable[..., Any]:
-    def make(seed: int, *_: Any) -> Any:
+    def make(*, seed: int) -> Any:
         if name == "vae":
             from pyod.models.vae import VAE
 
@@ -281,7 +250,11 @@ METHODS: dict[str, Method] = {
         Method("vmf", "VMFDetector", _vae(None), rescore=(("vmf_knn", "knn"),)),
         Method("vae", "VAE (Gaussian, KL)", _vae("gaussian"), rescore=(("vae_knn", "knn"),)),
         Method("compvae_knn", "CompVAE, kNN score", _vae("full", anomaly_score="knn")),
-        Method("compvae_rec", "CompVAE, reconstruction score", _vae("full", anomaly_score="reconstruction")),
+        Method(
+            "compvae_rec",
+            "CompVAE, reconstruction score",
+            _vae("full", anomaly_score="reconstruction"),
+        ),
         Method("vmf_knn", "VMFDetector, kNN score", _vae(None, anomaly_score="knn")),
         Method("vae_knn", "VAE (Gaussian, KL), kNN score", _vae("gaussian", anomaly_score="knn")),
         Method("vae_none", "VAE (compression='none')", _vae("none")),
@@ -289,8 +262,8 @@ METHODS: dict[str, Method] = {
         Method("sparker", "SparKerDetector (reference mode)", _sparker, reference_mode=True),
         Method("iforest", "IsolationForest", _iforest),
         Method("lof", "LOF (novelty)", _lof),
-        Method("knn", "kNN (k=5)", lambda *_: KNNMean(5)),
-        Method("knn3", "kNN (k=3)", lambda *_: KNNMean(3)),
+        Method("knn", "kNN (k=5)", _knn(5)),
+        Method("knn3", "kNN (k=3)", _knn(3)),
         Method("pyod_vae", "PyOD VAE", _pyod("vae")),
         Method("pyod_ae", "PyOD AutoEncoder", _pyod("ae")),
     )
@@ -311,10 +284,43 @@ def make_method(
     n_permutations: int | None = None,
     verbose: int = 0,
 ) -> Any:
-    """A fresh estimator for method ``key`` (higher ``score_samples`` = more normal)."""
+    """A fresh estimator for method ``key`` (higher ``score_samples`` = more normal).
+
+    Parameters
+    ----------
+    key : str
+        A key of :data:`METHODS`.
+    seed : int, default=0
+        ``random_state`` of the methods that take one.
+    epochs : int, default=None
+        Training epochs of the skhyper VAEs (None: their default).
+    image_shape : tuple of int, default=None
+        ``(C, H, W)`` of image rows, for the skhyper VAEs' conv net.
+    n_permutations : int, default=None
+        SparKer's permutation count (None: its default).
+    verbose : int, default=0
+        Verbosity of skhyper's detectors.
+
+    Returns
+    -------
+    estimator : object
+        Unfitted; a method ignores the options it has no use for.
+
+    Examples
+    --------
+    >>> from skhyper.evaluation import make_method
+    >>> make_method("iforest", seed=3, epochs=5)
+    IsolationForest(random_state=3)
+    """
     if key not in METHODS:
         raise ValueError(f"unknown method {key!r}; choose from {list(METHODS)}")
-    return METHODS[key].make(seed, epochs, image_shape, n_permutations, verbose)
+    return METHODS[key].build(
+        seed=seed,
+        epochs=epochs,
+        image_shape=image_shape,
+        n_permutations=n_permutations,
+        verbose=verbose,
+    )
 
 
 def _pyod_available() -> bool:
@@ -406,8 +412,44 @@ def evaluate(
     """Fit and score every method on one split; one :class:`MethodResult` each.
 
     A method that raises (or cannot be imported) gets its ``error`` set and
-    NaN metrics, and the run goes on. With ``progress``, one line per method
-    is written there: ``[i/n] label ... AUROC, AP, FPR95, seconds``.
+    NaN metrics, and the run goes on. A method with ``rescore`` entries adds
+    one result per entry, scored by the fitted estimator's ``score_variants``
+    (the estimator is not refitted or changed). With ``progress``, one line per
+    method is written there: ``[i/n] label ... AUROC, AP, FPR95, seconds``.
+
+    Parameters
+    ----------
+    dataset : str
+        Name of the split, copied into each result.
+    methods : sequence of str
+        Keys of :data:`METHODS`.
+    X_train : ndarray of shape (n_train, n_features)
+        Normal rows.
+    X_test : ndarray of shape (n_test, n_features)
+    y_test : ndarray of shape (n_test,)
+        1 = anomaly, 0 = normal.
+    seed, epochs, image_shape, n_permutations, verbose
+        Options of :func:`make_method`.
+    progress : file-like, default=None
+        Where the progress lines go; None for silence.
+    traceback_on_error : bool, default=False
+        Print the traceback of a method that raises.
+
+    Returns
+    -------
+    results : list of MethodResult
+        In the order of ``methods``, each followed by its rescored rows.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skhyper.evaluation import evaluate
+    >>> rng = np.random.default_rng(0)
+    >>> X_test = np.r_[rng.normal(size=(40, 2)), rng.normal(6, 1, size=(10, 2))]
+    >>> y_test = np.r_[np.zeros(40, int), np.ones(10, int)]
+    >>> res = evaluate("toy", ["knn"], rng.normal(size=(100, 2)), X_test, y_test)
+    >>> res[0].label, round(res[0].auroc, 2)
+    ('kNN (k=5)', 1.0)
     """
     out = []
     for i, key in enumerate(methods, 1):
@@ -421,7 +463,7 @@ def evaluate(
                 key,
                 seed=seed,
                 epochs=epochs,
-                image_shape=image_shape,  # the factories that do not use it ignore it
+                image_shape=image_shape,
                 n_permutations=n_permutations,
                 verbose=verbose,
             )
@@ -458,9 +500,8 @@ def evaluate(
             again = MethodResult(
                 dataset, other, res.n_train, res.n_test, res.n_anomalies, res.d
             )
-            est.set_params(anomaly_score=score)
             t0 = time.perf_counter()
-            scores = np.asarray(est.score_samples(X_test), dtype=np.float64)
+            scores = est.score_variants(X_test, (score,))[score]
             again.fit_s, again.score_s = res.fit_s, time.perf_counter() - t0
             _metrics(again, y_test, scores)
             again.extra["shared_fit"] = key
@@ -518,31 +559,3 @@ def roc_points(y: np.ndarray, anomaly: np.ndarray, n: int = 101) -> dict[str, li
     fpr, tpr, _ = roc_curve(y, anomaly)
     grid = np.linspace(0, 1, n)
     return {"fpr": grid.round(4).tolist(), "tpr": np.interp(grid, fpr, tpr).round(4).tolist()}
-
-
-def roc_figure(
-    curves: Sequence[tuple[str, np.ndarray, np.ndarray]], title: str, *, log_fpr: bool = True
-) -> Any:
-    """A matplotlib figure of ROC curves ``(label, fpr, tpr)``.
-
-    With ``log_fpr`` the false-positive axis is logarithmic (from 1e-3), where
-    detectors that all reach the top-left corner still differ.
-    """
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.5, 5))
-    for name, fpr, tpr in curves:
-        ax.plot(fpr, tpr, label=name, drawstyle="steps-post")
-    grid = np.logspace(-3, 0, 50) if log_fpr else np.linspace(0, 1, 50)
-    ax.plot(grid, grid, ls=":", c="grey", lw=1, label="chance")
-    if log_fpr:
-        ax.set_xscale("log")
-        ax.set_xlim(1e-3, 1)
-    ax.set_ylim(0, 1.01)
-    ax.set_xlabel("false-positive rate (inliers flagged)")
-    ax.set_ylabel("true-positive rate (outliers flagged)")
-    ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=7, loc="lower right")
-    ax.grid(alpha=0.3, which="both")
-    fig.tight_layout()
-    return fig

@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_is_fitted, validate_data
 
-__all__ = ["plot_kernels"]
+from ._utils.base import reject_sparse
+
+__all__ = ["plot_kernels", "plot_roc"]
 
 
 def plot_kernels(
@@ -66,9 +68,11 @@ def plot_kernels(
     from matplotlib.patches import Circle
 
     check_is_fitted(detector, "kernels_")
-    X = detector._validate_predict_data(X)
+    reject_sparse(X)
+    X = validate_data(detector, X, dtype=[np.float64, np.float32], reset=False)
     Z = detector.transform_.transform(np.asarray(X, dtype=np.float64))
-    centers = detector.kernels_.centers[0].detach().cpu().numpy().astype(np.float64)
+    centers, _ = detector.kernels_.single_parameters()
+    centers = centers.detach().cpu().numpy().astype(np.float64)
     amplitudes = np.asarray(detector.amplitudes_, dtype=np.float64)
     d = Z.shape[1]
     if d == 1:
@@ -112,4 +116,85 @@ def plot_kernels(
     ax.set_aspect("equal", adjustable="datalim")
     ax.set_title("SparKer kernels: red = excess in X, blue = deficit")
     ax.autoscale_view()
+    return ax
+
+
+def plot_roc(
+    curves: Any,
+    *,
+    ax: Any = None,
+    log_fpr: bool = True,
+    min_fpr: float = 1e-3,
+    title: str | None = None,
+    linewidth: float = 1.5,
+) -> Any:
+    """Draw ROC curves of outlier detectors, with the chance diagonal.
+
+    The one ROC figure of ``python -m skhyper compare`` (one axes per method,
+    or one for a single split) and of the benchmark report (the mean curve
+    over data sets). The false-positive rate is the fraction of inliers
+    flagged, the true-positive rate the fraction of outliers flagged.
+
+    Parameters
+    ----------
+    curves : iterable of (str or None, array-like, array-like)
+        ``(label, fpr, tpr)`` per curve, e.g. from
+        ``sklearn.metrics.roc_curve(y, anomaly_score)``; the points are joined
+        by straight lines (the ROC curve of ties). A legend is drawn when a
+        curve has a label.
+    ax : matplotlib Axes, default=None
+        Where to draw; a new figure's axes when None.
+    log_fpr : bool, default=True
+        Logarithmic false-positive axis from ``min_fpr`` to 1, where detectors
+        that all reach the top-left corner still differ.
+    min_fpr : float, default=1e-3
+        Left end of the logarithmic axis; below one false positive in the
+        test set it shows nothing.
+    title : str, default=None
+        Title of the axes.
+    linewidth : float, default=1.5
+        Width of the curves.
+
+    Returns
+    -------
+    ax : matplotlib Axes
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import numpy as np
+    >>> from sklearn.metrics import roc_curve
+    >>> from skhyper.plotting import plot_roc
+    >>> y = np.r_[np.zeros(50), np.ones(10)]
+    >>> anomaly = np.random.default_rng(0).normal(size=60) + 2 * y
+    >>> fpr, tpr, _ = roc_curve(y, anomaly)
+    >>> ax = plot_roc([("a detector", fpr, tpr)], min_fpr=0.01)
+    >>> ax.get_xscale(), len(ax.lines)
+    ('log', 2)
+    """
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.5, 5))
+    labelled = False
+    for name, fpr, tpr in curves:
+        ax.plot(np.asarray(fpr), np.asarray(tpr), label=name, lw=linewidth)
+        labelled = labelled or bool(name)
+    low = min_fpr if log_fpr else 0.0
+    grid = np.logspace(np.log10(low), 0, 50) if log_fpr else np.linspace(0, 1, 50)
+    ax.plot(grid, grid, ls=":", c="grey", lw=1, label="chance" if labelled else None)
+    if log_fpr:
+        ax.set_xscale("log")
+    ax.set_xlim(low, 1)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel(
+        "false-positive rate (inliers flagged)" + (", log scale" if log_fpr else ""), fontsize=8
+    )
+    ax.set_ylabel("true-positive rate (outliers flagged)", fontsize=8)
+    if title is not None:
+        ax.set_title(title, fontsize=9)
+    if labelled:
+        ax.legend(fontsize=7, loc="lower right")
+    ax.grid(alpha=0.3, which="both")
     return ax

@@ -44,10 +44,11 @@ protocols = {
     "embeddings": "ADBench embeddings",
     "fmnist": "Fashion-MNIST one-class",
 }
+# short names of the method keys of skhyper.evaluation.METHODS
 labels = {
-    "compvae": "CompVAE+kNN",
-    "vmf": "vMF+kNN",
-    "vae": "VAE+kNN (compression='none')",
+    "compvae": "CompVAE (combined score)",
+    "vmf": "vMF (combined score)",
+    "vae": "Gaussian VAE (combined score)",
     "sparker": "SparKer (ref. mode)",
     "iforest": "IsolationForest",
     "lof": "LOF",
