@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import gen_batches
-from sklearn.utils.validation import check_array, column_or_1d
+from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d
 
 from ._utils.base import BaseTorchDetector, FitContext, fit_context
 from ._utils.compat import Interval, StrOptions, get_chunk_n_rows
@@ -579,6 +579,7 @@ default="auto"
             Higher is more normal. Rows identical to a training row are scored
             without that row's own entry in the bank.
         """
+        check_is_fitted(self)
         return self.score_variants(X, (self.anomaly_score_,))[self.anomaly_score_]
 
     def score_variants(

@@ -1,12 +1,15 @@
 """Fixtures and fast parameters shared by the test modules.
 
 Test modules import the constants and helpers below with
-``from conftest import ...`` (pytest puts this folder on ``sys.path``).
+``from conftest import ...`` (pytest puts this folder on ``sys.path``); the
+fixtures need no import. The fixtures import skhyper when first used, after
+``SCIPY_ARRAY_API`` is set.
 """
 
 import os
 
 import numpy as np
+import pytest
 
 # lets scikit-learn's estimator checks run their array-API input check
 os.environ.setdefault("SCIPY_ARRAY_API", "1")
@@ -39,3 +42,38 @@ def bump_sample(seed, n_data=500, n_ref=2000, d=4, eps=0.03, spread=0.1):
     )
     labels = np.r_[np.zeros(n_data - n_bump), np.ones(n_bump)]
     return data, ref, labels, mu
+
+
+# -- the CompVAE engine -----------------------------------------------------------------
+
+# a small VAE that fits in a fraction of a second
+SMALL = dict(latent_dim=4, hidden_layer_sizes=(32,), epochs=15, batch_size=64, random_state=0)
+
+
+def blobs(n=300, d=6, seed=0):
+    rng = np.random.RandomState(seed)
+    centres = rng.normal(scale=3, size=(3, d))
+    return centres[rng.randint(3, size=n)] + rng.normal(size=(n, d))
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    """A small VAE fitted on ``blobs()``, and those rows."""
+    from skhyper import CompVAEDetector
+
+    X = blobs()
+    return CompVAEDetector(**SMALL).fit(X), X
+
+
+@pytest.fixture(scope="module")
+def compression_fits():
+    """Default-size VAEs under full, first-angle and no compression, on the same rows."""
+    from skhyper import CompVAEDetector, VMFDetector
+
+    X = blobs(n=600, d=8, seed=1)
+    params = dict(latent_dim=8, random_state=0)
+    return X, {
+        "full": CompVAEDetector(compression="full", **params).fit(X),
+        "first": VMFDetector(**params).fit(X),
+        "none": CompVAEDetector(compression="none", **params).fit(X),
+    }

@@ -29,7 +29,7 @@ def _f(Z, mu, a, width):
 
 def test_statistic_is_minus_twice_the_loss_of_the_fitted_kernels():
     """t = -2 L(a, mu) with L = (W_D / N_R) sum_R (e^f - 1) - sum_D w f
-    (spec/sparker.md), recomputed in numpy from the fitted kernels.
+    (doc/sparker.md), recomputed in numpy from the fitted kernels.
     Pins ``stats = -2.0 * loss.min(axis=2)`` (twosample) and the loss in
     ``KernelEnsemble.loss_and_grad``."""
     data, ref, _, _ = bump_sample(0, n_data=300, n_ref=900)

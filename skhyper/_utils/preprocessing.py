@@ -59,7 +59,7 @@ def _power_of_two_scale(X: np.ndarray) -> np.ndarray:
     Dividing by a power of two is exact, so moments of ``X / m`` times ``m``
     are those of ``X`` wherever neither overflows, and finite where they would.
     """
-    top = np.max(np.abs(X), axis=0, initial=0.0)
+    top = np.max(np.abs(X), axis=0, initial=0.0).astype(np.float64)
     big = np.isfinite(top) & (top > _SQUARE_SAFE)
     return np.where(big, np.exp2(np.ceil(np.log2(np.where(big, top, 1.0)))), 1.0)
 

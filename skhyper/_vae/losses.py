@@ -1,4 +1,4 @@
-"""The hyperspherical regulariser of the compressed VAE (spec/compvae.md).
+"""The hyperspherical regulariser of the compressed VAE (doc/compvae.md).
 
 Every term acts on minibatch statistics (mean and std over the batch) of the
 radius and angle cosines of the encoder's mean ``mu`` and scale ``sigma``.
@@ -79,7 +79,7 @@ class MeanWeights:
 
 
 class HypersphericalRegulariser(torch.nn.Module):
-    """``KLD_HS`` of spec/compvae.md for an ``n``-dimensional latent.
+    """The hyperspherical regulariser of doc/compvae.md for an ``n``-dimensional latent.
 
     Its weight is calibrated after the first epoch (``calibrated = True``).
 

@@ -1,4 +1,4 @@
-"""The training loop of the hyperspherical VAE and its schedule (spec/compvae.md).
+"""The training loop of the hyperspherical VAE and its schedule (doc/compvae.md).
 
 Torch only: the estimator hands in tensors, a seeded generator for the
 latent samples and a numpy generator for the batch order.
