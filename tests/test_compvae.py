@@ -18,9 +18,9 @@ from sklearn.exceptions import NotFittedError
 from sklearn.metrics import roc_auc_score
 
 from skhyper import CompVAEDetector, VMFDetector
-from skhyper.compvae import INPUT_CLIP
-from skhyper._vae.networks import MLPDecoder, MLPEncoder
 from skhyper._utils.runtime import build_module, make_generator
+from skhyper._vae.networks import MLPDecoder, MLPEncoder
+from skhyper.compvae import INPUT_CLIP
 
 from conftest import SMALL, blobs
 
@@ -147,7 +147,9 @@ def test_different_random_state_gives_different_model(fitted):
     assert not np.array_equal(det.score_samples(X), other.score_samples(X))
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     perm_seed=st.integers(0, 2**31 - 1),
     size=st.integers(1, 60),
@@ -374,7 +376,9 @@ def test_failed_refit_leaves_previous_fit_usable(fitted):
 
 def test_class_conditional_classes_gather_on_their_axes():
     rng = np.random.RandomState(0)
-    X = np.r_[rng.normal(size=(200, 6)), rng.normal(loc=4, size=(200, 6)), rng.normal(loc=-4, size=(6, 6))]
+    X = np.r_[
+        rng.normal(size=(200, 6)), rng.normal(loc=4, size=(200, 6)), rng.normal(loc=-4, size=(6, 6))
+    ]
     y = np.r_[np.zeros(200), np.ones(200), np.full(6, 2)].astype(int)  # class 2 is rare
     det = CompVAEDetector(latent_dim=24, class_conditional=True, random_state=0).fit(X, y)
     assert list(det.classes_) == [0, 1, 2]

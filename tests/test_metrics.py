@@ -23,7 +23,6 @@ from skhyper.metrics import (
     outlier_roc_auc_scorer,
 )
 
-
 # --- known answers -----------------------------------------------------------
 
 

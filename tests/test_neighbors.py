@@ -13,7 +13,6 @@ from skhyper._vae.neighbors import ExactKNN
 
 from conftest import SMALL, blobs
 
-
 # -- leave-one-out on training rows ----------------------------------------------------
 
 
@@ -65,7 +64,8 @@ def test_exact_knn_matches_brute_force(n_bank, n_query, k, seed):
 
 def test_exact_knn_chunking_does_not_change_results(monkeypatch):
     rng = np.random.RandomState(0)
-    bank, q = torch.from_numpy(rng.normal(size=(500, 4))), torch.from_numpy(rng.normal(size=(40, 4)))
+    bank = torch.from_numpy(rng.normal(size=(500, 4)))
+    q = torch.from_numpy(rng.normal(size=(40, 4)))
     d_ref, i_ref = ExactKNN(bank).kneighbors(q, 4)
     monkeypatch.setattr("skhyper._vae.neighbors._PAIRS_PER_CHUNK", 97)
     d, i = ExactKNN(bank).kneighbors(q, 4)

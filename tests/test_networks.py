@@ -49,6 +49,7 @@ def test_conv_image_mode_is_rowwise_in_eval_mode():
     assert det.model_.decoder.sigmoid  # data in [0, 1]
     assert not det.model_.training
     full = det.score_samples(X[:50])
-    np.testing.assert_allclose(det.score_samples(X[10:20]), full[10:20], rtol=1e-5, atol=1e-6)  # float32 conv inference
+    # float32 conv inference
+    np.testing.assert_allclose(det.score_samples(X[10:20]), full[10:20], rtol=1e-5, atol=1e-6)
     n_params = sum(p.numel() for p in det.model_.parameters())
     assert 50_000 < n_params < 1_000_000

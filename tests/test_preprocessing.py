@@ -244,7 +244,8 @@ def fits(draw):
     # weights ties make the fit order-dependent: weighted samples have none
     X = draw(arrays(np.float64, (n, d), elements=eighths, unique=w is not None))
     dtype = draw(st.sampled_from([np.float64, np.float32]))
-    return draw(st.sampled_from(TRANSFORMS)), X.astype(dtype), w, draw(st.randoms(use_true_random=False))
+    kind = draw(st.sampled_from(TRANSFORMS))
+    return kind, X.astype(dtype), w, draw(st.randoms(use_true_random=False))
 
 
 @settings(max_examples=80, deadline=None)

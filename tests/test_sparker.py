@@ -1,7 +1,8 @@
 """SparKerDetector, the batched kernel ensemble and stats.sparker_test."""
 
-import inspect
 import copy
+import dataclasses
+import inspect
 import pickle
 import random
 import re
@@ -298,8 +299,8 @@ def test_sparker_test_result():
     assert 1 / 20 <= res.pvalue <= min(1.0, S * res.scale_pvalues.min())
     assert res.zscore == pytest.approx(-__import__("scipy").stats.norm.ppf(res.pvalue))
     assert res.kernels.centers.shape == (4, 4) and res.kernels.amplitudes.shape == (4,)
-    with pytest.raises(Exception):
-        res.statistic = 0.0  # frozen
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        res.statistic = 0.0
     with pytest.raises(ValueError, match="calibration"):
         sparker_test(data, ref, calibration=None)
 

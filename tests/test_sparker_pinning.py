@@ -9,11 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import binom
 
-import skhyper._utils.base as base
 import skhyper._sparker.twosample as twosample
+import skhyper._utils.base as base
 from skhyper import SparKerDetector
 from skhyper._utils.base import weighted_percentile
-from skhyper.sparker import NoReferenceWarning
 
 from conftest import SPARKER as FAST
 from conftest import bump_sample

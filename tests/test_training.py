@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from skhyper import CompVAEDetector
-from skhyper.compvae import PAPER_PARAMS
 from skhyper._vae.training import AUTO_STEPS, auto_epochs, schedule
+from skhyper.compvae import PAPER_PARAMS
 
 from conftest import SMALL, blobs
 

@@ -6,7 +6,6 @@ this module is the only one to change.
 
 from __future__ import annotations
 
-from sklearn.base import _fit_context
 from sklearn.utils._chunking import get_chunk_n_rows
 from sklearn.utils._param_validation import (
     Interval,
@@ -19,7 +18,6 @@ __all__ = [
     "Interval",
     "StrOptions",
     "_check_sample_weight",
-    "_fit_context",
     "get_chunk_n_rows",
     "validate_parameter_constraints",
 ]
