@@ -484,3 +484,19 @@ def test_unavailable_cuda_is_a_clear_error():
         pytest.skip("CUDA is available here")
     with pytest.raises(ValueError, match="CUDA is not available"):
         CompVAEDetector(**{**SMALL, "device": "cuda"}).fit(blobs(n=20))
+
+
+def test_vmf_is_compvae_with_the_first_angle_compressed():
+    """VMFDetector declares no parameter of its own: CompVAE's, less compression."""
+    vmf_params = VMFDetector().get_params()
+    compvae_params = CompVAEDetector().get_params()
+    assert vmf_params == {k: v for k, v in compvae_params.items() if k != "compression"}
+    assert "compression" not in vars(VMFDetector())
+    with pytest.raises(TypeError, match="compression"):
+        VMFDetector(compression="full")
+    X = np.random.RandomState(0).normal(size=(120, 4))
+    params = dict(latent_dim=4, hidden_layer_sizes=(16,), epochs=3, random_state=0)
+    vmf = VMFDetector(**params).fit(X)
+    first = CompVAEDetector(compression="first", **params).fit(X)
+    np.testing.assert_array_equal(vmf.score_samples(X), first.score_samples(X))
+    assert repr(VMFDetector(latent_dim=4)) == "VMFDetector(latent_dim=4)"
