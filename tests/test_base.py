@@ -145,3 +145,80 @@ def test_short_mantissa_rows_are_recognised_exactly():
     found = det._training_rows.find(X)
     np.testing.assert_array_equal(found[:600], np.arange(600))
     assert (found[600:] == -1).all()
+
+
+# for every parameter of every detector, a valid value other than the fitted one
+OTHER_VALUES = {
+    "latent_dim": 3,
+    "compression": "first",
+    "anomaly_score": "knn",
+    "hidden_layer_sizes": (8, 8),
+    "image_shape": (1, 1, 5),
+    "conv_channels": (4,),
+    "n_neighbors": 1,
+    "knn_backend": "pynndescent",
+    "epochs": 2,
+    "batch_size": 7,
+    "learning_rate": 0.5,
+    "kl_target": 10.0,
+    "sigma_angle_gain": 1.0,
+    "schedule": "paper",
+    "early_stopping": False,
+    "validation_fraction": 0.5,
+    "n_iter_no_change": 1,
+    "class_conditional": True,
+    "scaling": "robust",
+    "contamination": 0.3,
+    "device": "cpu",
+    "random_state": 12345,
+    "verbose": 0,
+    "n_kernels": 2,
+    "n_steps": 5,
+    "amplitude_clip": 0.5,
+    "positive_amplitudes": True,
+    "width_start": 3.0,
+    "width_end": 0.05,
+    "anneal_fraction": 0.1,
+    "n_restarts": 3,
+    "init": "random",
+    "calibration": None,
+    "n_permutations": 1,
+    "preprocessing": "quantile",
+    "n_jobs": 2,
+}
+
+
+def _fitted_detectors():
+    X = data(0)
+    ref = np.random.default_rng(100).normal(size=(400, 5))
+    yield CompVAEDetector(random_state=0, **FAST_VAE).fit(X), X
+    yield VMFDetector(random_state=0, **FAST_VAE).fit(X), X
+    yield SparKerDetector(random_state=0, **FAST_SPARKER).fit(X, X_ref=ref), X
+
+
+def test_set_params_after_fit_changes_nothing_until_the_next_fit():
+    """What scoring uses is fixed at fit: scikit-learn's estimators keep what they
+    fitted with, so a parameter set afterwards waits for the next fit."""
+    for det, X in _fitted_detectors():
+        scores, decision, labels = det.score_samples(X), det.decision_function(X), det.predict(X)
+        params = det.get_params()
+        assert set(params) <= set(OTHER_VALUES), "give every new parameter an other value"
+        for name in params:
+            changed = pickle.loads(pickle.dumps(det))
+            assert OTHER_VALUES[name] != params[name] or name == "verbose"
+            changed.set_params(**{name: OTHER_VALUES[name]})
+            np.testing.assert_array_equal(changed.score_samples(X), scores, err_msg=name)
+            np.testing.assert_array_equal(changed.decision_function(X), decision, err_msg=name)
+            np.testing.assert_array_equal(changed.predict(X), labels, err_msg=name)
+
+
+@pytest.mark.parametrize("drop", ["_bank", "offset_", "kernels_", "n_neighbors", "n_kernels"])
+def test_unpickling_an_incomplete_state_names_what_is_missing(drop):
+    for det, _ in _fitted_detectors():
+        state = det.__getstate__()
+        if drop not in state:
+            continue
+        del state[drop]
+        clone = object.__new__(type(det))
+        with pytest.raises(IncompatiblePickleError, match=repr(drop)):
+            clone.__setstate__(state)

@@ -420,6 +420,9 @@ def test_history_and_progress(capsys):
     det = CompVAEDetector(**{**SMALL, "epochs": 4, "verbose": 1}).fit(blobs(n=100))
     err = capsys.readouterr().err
     assert "CompVAE" in err and "4/4" in err
+    # every long phase after training has a bar of its own
+    for phase in ("encoding the training rows", "latent bank (exact)", "leave-one-out scores"):
+        assert phase in err
     assert set(det.history_) >= {"loss", "reconstruction", "regulariser", "beta"}
     assert all(len(v) == 4 for v in det.history_.values())
     quiet = CompVAEDetector(**{**SMALL, "epochs": 2}).fit(blobs(n=100))

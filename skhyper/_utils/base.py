@@ -299,7 +299,7 @@ class BaseTorchDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
     def _check_state(self, state: dict[str, Any]) -> None:
         """Refuse a state that lacks a parameter or, once fitted, a fitted attribute."""
         missing = [p for p in self._get_param_names() if p not in state]
-        if "offset_" in state:
+        if any(a in state for a in self._fitted_attributes):
             missing += [a for a in self._fitted_attributes if a not in state]
         if missing:
             raise IncompatiblePickleError(

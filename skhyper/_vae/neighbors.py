@@ -18,6 +18,7 @@ Backends return ``(distances, indices)`` sorted by increasing distance.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -214,7 +215,11 @@ class LatentBank:
         return dist[keep].reshape(-1, k).mean(axis=1)
 
     def leave_one_out_distance(
-        self, k: int, batch_size: int, max_pairs: int | None = None
+        self,
+        k: int,
+        batch_size: int,
+        max_pairs: int | None = None,
+        on_batch: Callable[[], object] | None = None,
     ) -> np.ndarray:
         """:meth:`mean_distance` of every bank row with its own entry left out.
 
@@ -223,7 +228,10 @@ class LatentBank:
         queries.
         """
         if self._ann is not None:
-            return self._ann.bank_neighbors(k)[0].mean(axis=1)
+            out = self._ann.bank_neighbors(k)[0].mean(axis=1)
+            if on_batch is not None:
+                on_batch()
+            return out
         n = len(self)
         out = np.empty(n, dtype=np.float64)
         for start in range(0, n, batch_size):
@@ -231,6 +239,8 @@ class LatentBank:
             out[start:stop] = self.mean_distance(
                 self.latents[start:stop], k, np.arange(start, stop), max_pairs
             )
+            if on_batch is not None:
+                on_batch()
         return out
 
 
