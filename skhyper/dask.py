@@ -38,6 +38,26 @@ def _apply_frame(part: Any, estimator: Any, method: str) -> Any:
     return pd.Series(_apply(part, estimator, method), index=part.index)
 
 
+def _check_columns(estimator: Any, n_columns: float, names: list | None) -> None:
+    """The estimator's own width and name checks, now, not when the graph runs."""
+    expected = getattr(estimator, "n_features_in_", None)
+    # a dask array's width is NaN when its chunks are unknown: checked per block then
+    if expected is not None and not np.isnan(n_columns) and n_columns != expected:
+        raise ValueError(
+            f"X has {n_columns} features, but {type(estimator).__name__} is expecting "
+            f"{expected} features as input."
+        )
+    fitted_names = getattr(estimator, "feature_names_in_", None)
+    if fitted_names is None or names is None:
+        return
+    if [str(n) for n in names] != list(fitted_names):
+        missing = [n for n in fitted_names if n not in set(map(str, names))]
+        raise ValueError(
+            "The feature names of X should match those that were passed during fit, "
+            f"in the same order. Missing or out of order: {missing[:5] or list(names)[:5]}."
+        )
+
+
 def score_blocks(estimator: Any, X: Any, method: str = "score_samples") -> Any:
     """Lazy, blockwise ``estimator.<method>(X)`` for a dask array or DataFrame.
 
@@ -96,6 +116,7 @@ def score_blocks(estimator: Any, X: Any, method: str = "score_samples") -> Any:
     if isinstance(X, da.Array):
         if X.ndim != 2:
             raise ValueError(f"X must be 2-D (rows, features); got {X.ndim} dimension(s).")
+        _check_columns(estimator, X.shape[1], None)
         X = X.rechunk({1: -1})
         return X.map_blocks(
             _apply, shared, method, drop_axis=1, dtype=dtype, meta=np.empty((0,), dtype)
@@ -106,6 +127,8 @@ def score_blocks(estimator: Any, X: Any, method: str = "score_samples") -> Any:
         dd = None
     if dd is not None and isinstance(X, dd.DataFrame):
         import pandas as pd
+
+        _check_columns(estimator, len(X.columns), list(X.columns))
 
         series = X.map_partitions(
             _apply_frame, shared, method, meta=pd.Series([], dtype=dtype), align_dataframes=False

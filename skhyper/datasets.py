@@ -57,6 +57,8 @@ __all__ = [
 SEED = 0
 LABEL_CANDIDATES = ("label", "y", "target", "outlier", "anomaly", "class")
 _MIN_NORMAL_ROWS = 8
+# beyond this a feature's squares overflow float64, so StandardScaler gives NaN
+_MAX_STANDARDISABLE = 1e150
 
 
 @dataclass
@@ -327,6 +329,12 @@ def read_labelled_file(
         raise ValueError(f"{path}: X must be 2-D, got shape {X.shape}.")
     if not np.all(np.isfinite(X)):
         raise ValueError(f"{path}: X contains NaN or infinity.")
+    huge = np.flatnonzero(np.max(np.abs(X), axis=0, initial=0.0) > _MAX_STANDARDISABLE)
+    if huge.size:
+        raise ValueError(
+            f"{path}: feature column(s) {huge[:5].tolist()} hold values beyond "
+            f"{_MAX_STANDARDISABLE:g}, too large to standardise in float64; rescale them."
+        )
     y01 = as_outlier_labels(np.asarray(y).ravel())
     if len(y01) != len(X):
         raise ValueError(f"{path}: X has {len(X)} rows but y has {len(y01)}.")

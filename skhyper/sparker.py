@@ -909,6 +909,12 @@ class ReferencePipeline(Pipeline):
 
 def _stack(X: Any, X_ref: Any) -> Any:
     """The pooled rows of X and X_ref, keeping DataFrames (and their names) whole."""
+    width, ref_width = np.shape(X)[1:], np.shape(X_ref)[1:]
+    if len(width) != 1 or width != ref_width:
+        raise ValueError(
+            f"X_ref must have the columns of X: X has shape {np.shape(X)}, X_ref "
+            f"{np.shape(X_ref)}. Pass the reference with the data's features."
+        )
     if hasattr(X, "iloc") and hasattr(X_ref, "iloc"):
         import pandas as pd
 

@@ -503,3 +503,53 @@ def test_vmf_is_compvae_with_the_first_angle_compressed():
     first = CompVAEDetector(compression="first", **params).fit(X)
     np.testing.assert_array_equal(vmf.score_samples(X), first.score_samples(X))
     assert repr(VMFDetector(latent_dim=4)) == "VMFDetector(latent_dim=4)"
+
+
+@pytest.mark.parametrize("scaling", ["standard", "winsorized", "robust", "quantile"])
+def test_huge_units_rank_rows_as_ordinary_units_do(scaling):
+    """Features in units of 1e153 ... 1e300 are scaled, not collapsed: their squares
+    overflow float64, but the ranking of the rows is that of the same data in
+    ordinary units (it used to give every row one score, AUROC 0.5)."""
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(200, 4))
+    Q = np.r_[rng.normal(size=(40, 4)), rng.normal(size=(10, 4)) + 4.0]
+    params = {**SMALL, "epochs": 3, "scaling": scaling}
+    plain = CompVAEDetector(**params).fit(X)
+    expected = plain.score_samples(Q)
+    for factor in (1e153, 1e200, 1e300):
+        det = CompVAEDetector(**params).fit(X * factor)
+        scores = det.score_samples(Q * factor)
+        assert np.isfinite(scores).all() and np.ptp(scores) > 0
+        assert np.array_equal(np.argsort(scores), np.argsort(expected)), factor
+        assert 0 < np.mean(det.predict(Q * factor) == -1) < 1
+
+
+def test_unscaled_values_beyond_the_float32_range_are_refused_and_clipped():
+    rng = np.random.RandomState(0)
+    X = rng.uniform(size=(150, 4))
+    with pytest.raises(ValueError, match="scaling='none'"):
+        CompVAEDetector(**{**SMALL, "scaling": "none"}).fit(np.r_[X, [[1e300, 0, 0, 0]]])
+    det = CompVAEDetector(**{**SMALL, "epochs": 2, "scaling": "none"}).fit(X)
+    scores = det.score_samples(np.r_[X[:5], [[1e300, 0, 0, 0], [-1e300, 0, 0, 0]]])
+    assert np.isfinite(scores).all()  # it used to score -inf
+    assert scores[5:].max() < scores[:5].min()
+
+
+@pytest.mark.parametrize("random_state", [0, 2**32 - 1, np.random.RandomState(7)])
+def test_approximate_backend_takes_any_random_state(random_state):
+    """pynndescent wants a 32-bit seed; the fit's seeds have 63 bits (it failed at
+    any size with numpy's 'Seed must be between 0 and 2**32 - 1')."""
+    pytest.importorskip("pynndescent")
+    X = blobs(n=120)
+    det = CompVAEDetector(
+        **{**SMALL, "epochs": 2, "knn_backend": "pynndescent", "random_state": random_state}
+    ).fit(X)
+    exact = copy.deepcopy(det)
+    exact._bank = type(det._bank)(det._bank.latents, "exact", det.n_neighbors_, 0)
+    # leave-one-out training scores from the index's graph, equal to exact search's
+    np.testing.assert_allclose(
+        det._bank.leave_one_out_distance(3, 64),
+        exact._bank.leave_one_out_distance(3, 64),
+        rtol=1e-5,
+    )
+    assert np.isfinite(det.score_samples(X)).all()

@@ -132,3 +132,18 @@ def test_import_skhyper_does_not_import_dask():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_score_blocks_checks_columns_before_building_the_graph():
+    """A wrong width or wrong names fail at the call, not at ``.compute()``."""
+    import dask.dataframe as dd
+    import pandas as pd
+
+    X = np.random.RandomState(0).normal(size=(60, 3))
+    det = IsolationForest(random_state=0).fit(pd.DataFrame(X, columns=["a", "b", "c"]))
+    with pytest.raises(ValueError, match="expecting 3 features"):
+        score_blocks(det, da.from_array(X[:, :2], chunks=(20, 2)))
+    with pytest.raises(ValueError, match="expecting 3 features"):
+        score_blocks(det, dd.from_pandas(pd.DataFrame(X[:, :2], columns=["a", "b"]), npartitions=2))
+    with pytest.raises(ValueError, match="feature names"):
+        score_blocks(det, dd.from_pandas(pd.DataFrame(X, columns=["a", "c", "b"]), npartitions=2))

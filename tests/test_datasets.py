@@ -179,3 +179,16 @@ def test_compare_keeps_its_names():
     assert compare.load_compare_splits is load_splits
     assert compare.CompareData is OneClassSplit
     assert compare._read_csv is _read_csv and compare._read_npz is _read_npz
+
+
+def test_a_column_too_large_to_standardise_is_one_clear_error(tmp_path):
+    """A 1e300 column used to reach every method as 'Input X contains NaN'."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 3))
+    X[:, 2] *= 1e300
+    path = tmp_path / "huge.csv"
+    body = [",".join(map(repr, map(float, r))) + f",{int(i >= 36)}" for i, r in enumerate(X)]
+    rows = ["a,b,c,label", *body]
+    path.write_text("\n".join(rows) + "\n")
+    with pytest.raises(ValueError, match=r"column\(s\) \[2\].*too large to standardise"):
+        compare.load_compare_data(str(path))

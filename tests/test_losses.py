@@ -7,7 +7,16 @@ import torch
 
 from skhyper import CompVAEDetector
 from skhyper._vae.coordinates import isotropic_cos_std, isotropic_radius, to_hyperspherical
-from skhyper._vae.losses import REFERENCE_DIM, GaussianKL, HypersphericalRegulariser, angle_gains
+from skhyper._vae.losses import (
+    RADIAL_TERM_GAIN,
+    REFERENCE_DIM,
+    STD_EPS,
+    GaussianKL,
+    HypersphericalRegulariser,
+    MeanWeights,
+    angle_gains,
+    batch_stats,
+)
 
 from conftest import blobs
 
@@ -96,3 +105,60 @@ def test_gaussian_kl_is_the_closed_form():
     ).sum(1).mean()
     got = GaussianKL()(mu, sigma, None)["total"]
     assert float(got) == pytest.approx(float(expected), rel=1e-12)
+
+
+def test_batch_stats_are_the_mean_and_the_unbiased_std():
+    """Batch std = sqrt(unbiased variance + 1e-4), the variance with ddof=1."""
+    s = np.random.default_rng(0).normal(size=(3, 4))
+    mean, std = batch_stats(torch.from_numpy(s))
+    np.testing.assert_allclose(mean.numpy(), s.mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(std.numpy(), np.sqrt(s.var(axis=0, ddof=1) + STD_EPS), rtol=1e-12)
+    # one row has no spread: the std is sqrt(1e-4)
+    np.testing.assert_allclose(batch_stats(torch.from_numpy(s[:1]))[1].numpy(), 0.01, rtol=1e-12)
+
+
+def _sigma_radial_term(n, radius, rows=16):
+    """The sigma radial term for a batch of sigmas all of norm ``radius``."""
+    reg = HypersphericalRegulariser(n, "full", 5e5).double()
+    rng = np.random.default_rng(1)
+    directions = rng.normal(size=(rows, n))
+    sigma = radius * directions / np.linalg.norm(directions, axis=1, keepdims=True)
+    mu = rng.normal(size=(rows, n))
+    out = reg(torch.from_numpy(mu), torch.from_numpy(sigma), MeanWeights())
+    return float(out["radial_sigma"])
+
+
+@pytest.mark.parametrize("n", [4, 16, REFERENCE_DIM])
+def test_sigma_radius_target_is_a_thousandth_of_the_expected_radius(n):
+    """sigma's radii are pulled to 0.001 * sqrt(n - 1/2): there the mean part of
+    the radial term vanishes, leaving only its spread part (batch std
+    sqrt(1e-4) for equal radii, against the target sqrt(1/2)). Twice as far,
+    the mean part is 50 * (0.001 * sqrt(128 - 1/2))**2 (radii measured in
+    units of the n = 128 radius)."""
+    x = 1e-4 / 0.5
+    spread_only = RADIAL_TERM_GAIN * (x - np.log(x) - 1.0)
+    target = 0.001 * isotropic_radius(n)
+    assert _sigma_radial_term(n, target) == pytest.approx(spread_only, rel=1e-9)
+    mean_part = RADIAL_TERM_GAIN * (0.001 * isotropic_radius(REFERENCE_DIM)) ** 2
+    assert _sigma_radial_term(n, 2 * target) - spread_only == pytest.approx(mean_part, rel=1e-6)
+
+
+def test_mu_last_angle_enters_through_its_spread_only():
+    """The mean part of mu's angular term skips mu's last angle: negating the
+    second-to-last coordinate of every mu flips the last cosine (and its batch
+    mean) and changes no other radius or cosine, so it leaves the regulariser
+    as it is, though the pole (cosine 1) is the last angle's target too."""
+    n = 6
+    reg = HypersphericalRegulariser(n, "full", 5e5).double()
+    rng = np.random.default_rng(0)
+    mu = torch.from_numpy(rng.normal(size=(32, n)) + np.r_[np.zeros(n - 2), 2.0, 0.0])
+    sigma = torch.from_numpy(rng.uniform(0.05, 0.2, size=(32, n)))
+    flipped = mu.clone()
+    flipped[:, -2] *= -1
+    cos, cos_flipped = to_hyperspherical(mu)[1], to_hyperspherical(flipped)[1]
+    torch.testing.assert_close(cos_flipped[:, :-1], cos[:, :-1], rtol=0, atol=0)
+    assert float(cos[:, -1].mean()) > 0.5  # the flip moves the last mean far
+    weights = MeanWeights(first=100.0, tail=5.0)
+    a, b = reg(mu, sigma, weights), reg(flipped, sigma, weights)
+    for key in a:
+        assert float(b[key]) == pytest.approx(float(a[key]), rel=1e-12), key

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from sklearn.base import clone
 
 from skhyper import CompVAEDetector
-from skhyper._vae.neighbors import ExactKNN
+from skhyper._vae.neighbors import AUTO_EXACT_MAX_BANK, ExactKNN, TrainingRows, resolve_backend
 
 from conftest import SMALL, blobs
 
@@ -42,6 +42,35 @@ def test_duplicated_training_row_keeps_its_twin():
     assert det.score_samples(X[2:3])[0] < -1e-6
 
 
+def test_negative_zero_is_the_training_row_with_zero():
+    """-0.0 == 0.0: a row differing from a training row only in the sign of a
+    zero is that training row, whichever of the two was trained on."""
+    X = np.random.default_rng(0).normal(size=(20, 3))
+    X[5, 1] = 0.0
+    Q = X[[5, 6]].copy()
+    Q[0, 1] = -0.0
+    assert np.signbit(Q[0, 1]) and not np.signbit(X[5, 1])
+    np.testing.assert_array_equal(TrainingRows(X, 0).find(Q), [5, 6])
+    np.testing.assert_array_equal(TrainingRows(Q, 0).find(X[[6, 5]]), [1, 0])
+
+
+def test_training_row_holding_negative_zero_is_scored_without_its_own_entry():
+    """Fitted on a row holding -0.0, the same row with 0.0 is that training row:
+    scored like it, without its own bank entry."""
+    X = blobs(n=100)
+    X[0, 0] = -0.0
+    det = CompVAEDetector(**{**SMALL, "epochs": 3, "anomaly_score": "knn"}).fit(X)
+    positive = X[:1].copy()
+    positive[0, 0] = 0.0
+    own = det.score_samples(X[:1])
+    assert det.score_samples(positive) == own
+    # with its own entry (distance 0) among the neighbours it would score higher
+    mu = det.transform_latent(X)
+    d = np.sort(np.linalg.norm(mu - mu[0], axis=1))
+    assert own == pytest.approx(-d[1:4].mean(), rel=1e-5)
+    assert own < -d[:3].mean()
+
+
 # -- kNN backends ------------------------------------------------------------------------------
 
 
@@ -70,6 +99,12 @@ def test_exact_knn_chunking_does_not_change_results(monkeypatch):
     monkeypatch.setattr("skhyper._vae.neighbors._PAIRS_PER_CHUNK", 97)
     d, i = ExactKNN(bank).kneighbors(q, 4)
     assert torch.equal(d, d_ref) and torch.equal(i, i_ref)
+
+
+def test_auto_backend_is_exact_up_to_and_including_100000_rows():
+    assert AUTO_EXACT_MAX_BANK == 100_000
+    assert resolve_backend("auto", 100_000) == "exact"
+    assert resolve_backend("auto", 100_001) == "pynndescent"
 
 
 @pytest.mark.slow  # numba compiles pynndescent in a fresh process: minutes on 2 cores

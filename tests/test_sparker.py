@@ -3,6 +3,7 @@
 import copy
 import dataclasses
 import inspect
+import math
 import pickle
 import random
 import re
@@ -24,6 +25,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 import skhyper
+import skhyper._sparker.twosample as twosample
 from skhyper import SparKerDetector
 from skhyper._sparker import kernels as kern
 from skhyper._sparker.kernels import KernelEnsemble, _augment, train_kernels, width_schedule
@@ -109,6 +111,34 @@ def test_excess_seeding_starts_on_the_data_only_clump():
     assert torch.linalg.norm(seeds[0, 0] - torch.from_numpy(clump).float()) < 0.3
 
 
+def test_excess_seeding_never_starts_in_a_deficit():
+    """Where the reference is denser than the data a kernel would explain a
+    deficit, not an excess: the first seed never goes there.
+
+    The data (twice the reference's size) spread over a Gaussian; the
+    reference puts most of its rows in a tight cluster where the data have
+    none. Near the cluster the scaled reference outweighs the data by far
+    more than the data anywhere outweigh the reference.
+    """
+    gen = torch.Generator().manual_seed(0)
+    rng = np.random.default_rng(1)
+    hole = np.array([-3.0, -3.0])
+    D = rng.normal(size=(800, 2))
+    R = np.r_[rng.normal(size=(100, 2)), hole + 0.05 * rng.normal(size=(300, 2))]
+    X = torch.from_numpy(np.r_[D, R]).float()
+    wd = torch.zeros(1, len(X))
+    wd[0, : len(D)] = 1.0
+    wr = 1.0 - wd
+    width = 0.3
+    graph = kern.pooled_neighbours(X, torch.ones(len(X)), len(X), 20, gen)
+    first = kern.excess_seeding(X, wd, wr, *graph, width, 4, gen)[0, 0]
+    # the excess a kernel at the first seed explains, over every pooled row
+    k = torch.exp(-((X - first) ** 2).sum(1) / (2 * width**2))
+    ratio = wd.sum() / wr.sum()
+    assert float(((wd[0] - ratio * wr[0]) * k).sum()) > 0
+    assert torch.linalg.norm(first - torch.from_numpy(hole).float()) > 1.0
+
+
 def test_reseed_restarts_each_later_scale():
     """With a zero rate nothing moves: each scale keeps exactly its own seeds."""
     gen = torch.Generator().manual_seed(2)
@@ -148,6 +178,34 @@ def test_multiscale_schedule_holds_each_width_in_turn():
     assert np.all(w[stage == -1] > w[-1])
     with pytest.raises(ValueError):
         width_schedule(1.0, [0.5, 0.2, 0.1], 2, 0.5)
+
+
+@pytest.mark.parametrize("d", [2, 8, 64])
+def test_centre_learning_rate_is_held_at_its_size_in_8_dimensions(monkeypatch, d):
+    """Adam moves a centre by about lr * sqrt(d) per step: above 8 dimensions
+    the centres' rate is lr * sqrt(8 / d), the amplitudes' stays lr."""
+    rates = []
+    original = twosample.train_kernels
+
+    def recording(*args, **kwargs):
+        rates.append((kwargs["learning_rate"], kwargs["center_lr"]))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(twosample, "train_kernels", recording)
+    rng = np.random.default_rng(0)
+    SparKerDetector(
+        n_kernels=2, n_steps=4, learning_rate=0.1, n_permutations=0, random_state=0
+    ).fit(rng.normal(size=(40, d)), X_ref=rng.normal(size=(90, d)))
+    expected = 0.1 * math.sqrt(8 / d) if d > 8 else 0.1
+    assert rates == [(0.1, pytest.approx(expected, rel=1e-12))]
+
+
+def test_typical_distance_is_the_median_pairwise_distance():
+    """Rows at 0, 1 and 10: distances 1, 9 and 10, median 9 (mean 6.7); a row
+    of weight zero is never drawn."""
+    Z = torch.tensor([[0.0], [1.0], [10.0], [1000.0]])
+    w = torch.tensor([1.0, 1.0, 1.0, 0.0])
+    assert twosample.typical_distance(Z, w, torch.Generator().manual_seed(0)) == 9.0
 
 
 # -- known answers --------------------------------------------------------------

@@ -374,3 +374,50 @@ def test_tiny_and_huge_weights_raise():
     # weights summing to one (probability weights) still train
     det = SparKerDetector(**FAST).fit(data, X_ref=ref, sample_weight=np.full(100, 0.01))
     assert np.isfinite(det.test_statistic_) and np.abs(det.amplitudes_).max() > 0
+
+
+@pytest.mark.parametrize("preprocessing", ["standard", "robust", "winsorized", "quantile"])
+def test_one_huge_data_row_is_survived_by_every_scaling(preprocessing):
+    """A 1e30 row is clipped in the kernels' space (1e3 scale units): it used to
+    overflow float32 and fail in torch's sampler under the robust scaling."""
+    data, ref, _, _ = bump_sample(0, n_data=300, n_ref=1200)
+    data[0, 0] = 1e30
+    det = SparKerDetector(**{**FAST, "n_permutations": 4, "preprocessing": preprocessing})
+    det.fit(data, X_ref=ref)
+    assert np.isfinite(det.score_samples(data)).all()
+    assert np.isfinite(det.test_statistic_)
+
+
+def test_a_diverging_fit_warns():
+    """With a learning rate that throws the centres away, t and p mean nothing."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    data, ref, _, _ = bump_sample(0, n_data=300, n_ref=1200)
+    with pytest.warns(ConvergenceWarning, match="diverged") as record:
+        SparKerDetector(**{**FAST, "learning_rate": 1e10}).fit(data, X_ref=ref)
+    assert record[0].filename == __file__
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        SparKerDetector(**FAST).fit(data, X_ref=ref)
+
+
+def test_wrong_types_are_refused_before_use():
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    from skhyper.stats import sparker_test
+
+    data, ref, _, _ = bump_sample(0, n_data=100, n_ref=400)
+    with pytest.raises(InvalidParameterError, match="n_permutations"):
+        sparker_test(data, ref, n_permutations="5")
+    det = SparKerDetector(**{**FAST, "n_permutations": 4}).fit(data, X_ref=ref)
+    with pytest.raises(InvalidParameterError, match="alpha"):
+        det.select_rows(data, alpha="0.05")
+    with pytest.raises(InvalidParameterError, match="alpha"):
+        power_metrics([1.0], [0.5, 2.0], alpha="0.05")
+
+
+def test_reference_pipeline_refuses_a_reference_of_another_width():
+    data, ref, _, _ = bump_sample(0, n_data=100, n_ref=400)
+    pipe = make_reference_pipeline(StandardScaler(), SparKerDetector(**FAST))
+    with pytest.raises(ValueError, match="X_ref must have the columns of X"):
+        pipe.fit(data, X_ref=ref[:, :3])

@@ -144,6 +144,40 @@ def test_null_rejection_rate_reference_calibration():
     assert rejections <= bound
 
 
+def test_widths_are_in_units_of_the_median_pairwise_distance():
+    """Held width = width_end * the median pairwise distance of the transformed
+    pooled rows (all of them, when there are at most 1,000). Pins
+    ``torch.pdist(...).median()`` in ``typical_distance``."""
+    data, ref, _, _ = bump_sample(3, n_data=100, n_ref=300)
+    det = SparKerDetector(
+        n_kernels=2, n_steps=10, width_end=(0.5, 0.2), n_permutations=0, random_state=0
+    ).fit(data, X_ref=ref)
+    Z = det.transform_.transform(np.vstack([data, ref])).astype(np.float32)
+    dist = torch.pdist(torch.from_numpy(Z).double())
+    assert float(dist.mean()) > 1.01 * float(dist.median())  # the two differ here
+    np.testing.assert_allclose(det.widths_, np.array([0.5, 0.2]) * float(dist.median()), rtol=1e-12)
+
+
+def test_row_pvalue_of_an_excess_on_a_grid_level_counts_the_null_rows_at_that_level():
+    """p(x) = (1 + C) / (1 + W) with C the null rows with f >= f(x) rounded down
+    to the grid: an excess exactly on a level counts the rows at that level.
+    Pins ``side="right"`` in ``SparKerDetector.row_pvalues``."""
+    data, ref, _, _ = bump_sample(0, n_data=100, n_ref=300)
+    det = SparKerDetector(n_kernels=2, n_steps=10, n_permutations=2, random_state=0)
+    det.fit(data, X_ref=ref)
+    f = -det.score_samples(data[:1])[0]
+    # counts[j]: weight of the null rows with f >= levels[j]
+    det.null_excess_levels_ = np.array([f - 1.0, f, f + 1.0])
+    det.null_excess_counts_ = np.array([10.0, 6.0, 2.0])
+    det.null_excess_total_ = 12.0
+    assert det.row_pvalues(data[:1])[0] == 7.0 / 13.0
+    # below the grid every null row counts; above it, those at the top level
+    det.null_excess_levels_ = np.array([f + 1.0, f + 2.0, f + 3.0])
+    assert det.row_pvalues(data[:1])[0] == 1.0
+    det.null_excess_levels_ = np.array([f - 3.0, f - 2.0, f - 1.0])
+    assert det.row_pvalues(data[:1])[0] == 3.0 / 13.0
+
+
 def _fitted_detector():
     data, ref, _, _ = bump_sample(2, n_data=200, n_ref=600)
     return SparKerDetector(**FAST).fit(data, X_ref=ref), data
