@@ -35,7 +35,6 @@ det = pickle.load(open(sys.argv[1], "rb"))
 n_rows, batch = int(sys.argv[3]), int(sys.argv[4])
 # loaded before measuring, so the input itself is not counted as growth
 X = np.array(np.memmap(sys.argv[2], dtype=np.float32, mode="r", shape=(n_rows, N_FEATURES)))
-det.set_params(batch_size=batch)
 det.score_samples(X[:1000])  # warm up torch's allocator and kernels
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 t0 = time.perf_counter()
@@ -67,15 +66,16 @@ def main() -> int:
         del mm
         input_mb = args.rows * N_FEATURES * 4 / 2**20
         for method in args.methods.split(","):
-            if method == "sparker":
-                det = C.make_method("sparker", n_permutations=0)
-                det.fit(X_fit[:1000], X_ref=X_fit[1000:] + 0.01)
-            else:
-                det = C.make_method(method, epochs=5).fit(X_fit)
-            path = os.path.join(tmp, f"{method}.pkl")
-            with open(path, "wb") as fh:
-                pickle.dump(det, fh)
             for batch in [int(b) for b in args.batch_sizes.split(",")]:
+                # scoring chunks by the batch size fitted with
+                if method == "sparker":
+                    det = C.make_method("sparker", n_permutations=0).set_params(batch_size=batch)
+                    det.fit(X_fit[:1000], X_ref=X_fit[1000:] + 0.01)
+                else:
+                    det = C.make_method(method, epochs=5).set_params(batch_size=batch).fit(X_fit)
+                path = os.path.join(tmp, f"{method}_{batch}.pkl")
+                with open(path, "wb") as fh:
+                    pickle.dump(det, fh)
                 out = subprocess.run(
                     [sys.executable, "-c", CHILD, path, data, str(args.rows), str(batch)],
                     capture_output=True, text=True, check=True,

@@ -36,6 +36,9 @@ BACKENDS = ("auto", "exact", "pynndescent")
 # Default cap on the number of pairwise distances held at once.
 _PAIRS_PER_CHUNK = 4_000_000
 
+# Bank rows whose graph neighbours are measured at once.
+_GRAPH_BLOCK = 8192
+
 
 class ExactKNN:
     """Exact neighbours by chunked ``torch.cdist`` and a running top-k.
@@ -130,18 +133,23 @@ class NNDescentKNN:
         The graph was built with the index, so this costs O(n k d), not a
         search: the leave-one-out scores of a large training set come from it.
         """
-        idx = np.asarray(self.index.neighbor_graph[0])
-        n = idx.shape[0]
-        rows = np.arange(n)[:, None]
-        # the graph lists each row itself (first, at distance 0) and pads with -1
-        usable = (idx != rows) & (idx >= 0)
-        diff = self.bank[rows, :] - self.bank[np.where(usable, idx, 0)]
-        dist = np.sqrt((diff * diff).sum(axis=2))
-        dist = np.where(usable, dist, np.inf)
-        dist, idx = _sorted_candidates(dist, idx)
-        if not np.all(np.isfinite(dist[:, :k])):
+        graph = np.asarray(self.index.neighbor_graph[0])
+        n = graph.shape[0]
+        out_d, out_i = np.empty((n, k)), np.empty((n, k), dtype=graph.dtype)
+        # rows in blocks: the (rows, candidates, dim) differences bound the memory
+        for start in range(0, n, _GRAPH_BLOCK):
+            idx = graph[start : start + _GRAPH_BLOCK]
+            rows = np.arange(start, start + idx.shape[0])[:, None]
+            # the graph lists each row itself (at distance 0) and pads with -1
+            usable = (idx != rows) & (idx >= 0)
+            diff = self.bank[rows, :] - self.bank[np.where(usable, idx, 0)]
+            dist = np.where(usable, np.sqrt((diff * diff).sum(axis=2)), np.inf)
+            dist, idx = _sorted_candidates(dist, idx)
+            block = slice(start, start + len(idx))
+            out_d[block], out_i[block] = dist[:, :k], idx[:, :k]
+        if not np.all(np.isfinite(out_d)):
             raise RuntimeError("the approximate index found fewer than k neighbours of a row")
-        return dist[:, :k], idx[:, :k]
+        return out_d, out_i
 
 
 def _sorted_candidates(dist: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
