@@ -11,9 +11,15 @@ import torch
 
 import skhyper
 from skhyper import CompVAEDetector, SparKerDetector, VMFDetector
-from skhyper._utils.base import PICKLE_FORMAT, IncompatiblePickleError, InconsistentVersionWarning
+from skhyper._utils.base import (
+    PICKLE_FORMAT,
+    BaseTorchDetector,
+    IncompatiblePickleError,
+    InconsistentVersionWarning,
+    weighted_percentile,
+)
 
-from conftest import FAST_SPARKER, FAST_VAE
+from conftest import FAST_SPARKER, FAST_VAE, blobs
 
 
 def data(seed=0, n=160, d=5):
@@ -222,3 +228,33 @@ def test_unpickling_an_incomplete_state_names_what_is_missing(drop):
         clone = object.__new__(type(det))
         with pytest.raises(IncompatiblePickleError, match=repr(drop)):
             clone.__setstate__(state)
+
+
+def test_labels_put_a_row_at_the_threshold_among_the_inliers():
+    """decision < 0 is an outlier; decision 0 (either sign of zero) an inlier."""
+    decision = np.array([-1.0, -1e-300, -0.0, 0.0, 1e-300, 2.0])
+    np.testing.assert_array_equal(BaseTorchDetector._labels(decision), [-1, -1, 1, 1, 1, 1])
+
+
+def test_float_contamination_puts_the_offset_at_the_weighted_quantile():
+    """Integer sample weights are repeated rows: with a float contamination the
+    offset is the same quantile of the training scores either way."""
+    rng = np.random.default_rng(0)
+    X, w = rng.normal(size=(60, 2)), rng.integers(1, 5, size=60)
+    R = rng.normal(size=(301, 2))
+    params = dict(n_kernels=2, n_steps=10, n_permutations=0, contamination=0.2, random_state=0)
+    weighted = SparKerDetector(**params).fit(X, X_ref=R, sample_weight=w.astype(float))
+    repeated = SparKerDetector(**params).fit(np.repeat(X, w, axis=0), X_ref=R)
+    assert weighted.test_statistic_ == repeated.test_statistic_  # one fit, two spellings
+    scores = weighted.score_samples(X)
+    assert weighted.offset_ == weighted_percentile(scores, 20.0, w.astype(float))
+    assert weighted.offset_ == pytest.approx(repeated.offset_, rel=1e-12)
+
+
+def test_predict_a_row_exactly_at_the_offset_is_an_inlier():
+    """With offset_ at a row's own score its decision is exactly 0 and it is an inlier."""
+    X = blobs(n=80)
+    det = CompVAEDetector(**FAST_VAE, random_state=0).fit(X)
+    det.offset_ = float(det.score_samples(X[:1])[0])
+    assert det.decision_function(X[:1])[0] == 0.0
+    assert det.predict(X[:1])[0] == 1

@@ -17,12 +17,13 @@ from sklearn.datasets import load_digits
 from sklearn.exceptions import NotFittedError
 from sklearn.metrics import roc_auc_score
 
+import skhyper.compvae as compvae
 from skhyper import CompVAEDetector, VMFDetector
 from skhyper._utils.runtime import build_module, make_generator
 from skhyper._vae.networks import MLPDecoder, MLPEncoder
-from skhyper.compvae import INPUT_CLIP
+from skhyper.compvae import INPUT_CLIP, _robust_scale
 
-from conftest import SMALL, blobs
+from conftest import FAST_VAE, SMALL, blobs
 
 
 def planted_manifold(n_normal, n_anomalies, seed):
@@ -553,3 +554,81 @@ def test_approximate_backend_takes_any_random_state(random_state):
         rtol=1e-5,
     )
     assert np.isfinite(det.score_samples(X)).all()
+
+
+def test_early_stopping_never_trains_on_its_validation_rows(monkeypatch):
+    """The rows held out for early stopping are not among the rows the VAE
+    trains on; together the two sets are every training row, once."""
+    split, trained = [], []
+    original_split = CompVAEDetector._validation_split
+    original_train = compvae.train_vae
+
+    def recording_split(self, n_samples, seed):
+        out = original_split(self, n_samples, seed)
+        split.append(out)
+        return out
+
+    def recording_train(model, regulariser, X, *args, **kwargs):
+        trained.append(X.clone())
+        return original_train(model, regulariser, X, *args, **kwargs)
+
+    monkeypatch.setattr(CompVAEDetector, "_validation_split", recording_split)
+    monkeypatch.setattr(compvae, "train_vae", recording_train)
+    X = blobs(n=100)
+    det = CompVAEDetector(
+        **{**SMALL, "epochs": 4}, early_stopping=True, validation_fraction=0.2
+    ).fit(X)
+    [(train_rows, val_rows)] = split
+    assert val_rows is not None and len(val_rows) == 20
+    assert np.intersect1d(train_rows, val_rows).size == 0
+    np.testing.assert_array_equal(np.sort(np.r_[train_rows, val_rows]), np.arange(100))
+    # the tensor trained on holds the scaled training rows and none of the held-out ones
+    Z = torch.from_numpy(det.transform_.transform(X).astype(np.float32))
+    [seen] = trained
+    assert seen.shape == (80, X.shape[1])
+    torch.testing.assert_close(seen, Z[torch.as_tensor(train_rows)], rtol=0, atol=0)
+    held_out = Z[torch.as_tensor(val_rows)]
+    assert not (seen[:, None, :] == held_out[None, :, :]).all(-1).any()
+
+
+def test_robust_scale_of_a_constant_part_is_one():
+    """A part whose interquartile range is zero is centred and left unscaled."""
+    assert _robust_scale(np.full(7, 2.5)) == (2.5, 1.0)
+    loc, scale = _robust_scale(np.arange(5.0))
+    assert (loc, scale) == (2.0, 2.0)
+
+
+def test_duplicated_rows_give_finite_scores_and_offset():
+    """Every row repeated more often than n_neighbors: every training row's kNN
+    distance is 0, so the kNN part has no spread; the combined score, the
+    offset and the scores of new rows stay finite."""
+    base = blobs(n=6, seed=3)
+    X = np.repeat(base, 10, axis=0)
+    det = CompVAEDetector(**FAST_VAE, anomaly_score="combined", random_state=0).fit(X)
+    assert np.isfinite(det.offset_)
+    scores = det.score_samples(np.r_[X, base + 0.5, base + 10.0])
+    assert np.all(np.isfinite(scores))
+    assert np.all(np.isfinite(det.decision_function(X)))
+
+
+@pytest.mark.parametrize("fraction", [0.1, 0.25])
+def test_validation_split_partitions_the_rows(fraction):
+    """The early-stopping split: disjoint, sorted, together every row."""
+    det = CompVAEDetector(validation_fraction=fraction)
+    train_rows, val_rows = det._validation_split(40, seed=5)
+    assert len(val_rows) == round(fraction * 40)
+    assert np.all(np.diff(train_rows) > 0) and np.all(np.diff(val_rows) > 0)
+    np.testing.assert_array_equal(np.union1d(train_rows, val_rows), np.arange(40))
+    assert np.intersect1d(train_rows, val_rows).size == 0
+
+
+def test_no_early_stopping_without_two_rows_to_hold_out():
+    """Fewer than 2 held-out rows, or fewer than 2 left to train on: no split."""
+    everything = np.arange(10)
+    for fraction in (0.1, 0.9):  # 1 row held out, then 1 row left
+        train_rows, val_rows = CompVAEDetector(validation_fraction=fraction)._validation_split(
+            10, seed=0
+        )
+        assert val_rows is None
+        np.testing.assert_array_equal(train_rows, everything)
+    assert CompVAEDetector(validation_fraction=0.2)._validation_split(10, seed=0)[1].size == 2

@@ -162,6 +162,25 @@ def test_reseed_restarts_each_later_scale():
     torch.testing.assert_close(fit.centers[1], later)
 
 
+def test_the_final_update_can_be_the_kept_fit():
+    """Each step's loss is recorded before its update, and the last update is
+    evaluated too: on a loss that falls at every step the kept fit is the
+    one after the last update, below every recorded loss."""
+    gen = torch.Generator().manual_seed(3)
+    X = torch.randn(300, 2, generator=gen, dtype=torch.float64)
+    X[:30] = 1.5 + 0.1 * X[:30]  # a clump among the data rows
+    wd = torch.zeros(1, 300, dtype=torch.float64)
+    wd[0, :100] = 1.0
+    init = X[:2].unsqueeze(0).clone()
+    fit = train_kernels(X, wd, 1.0 - wd, init, widths=np.full(15, 0.5), learning_rate=0.01,
+                        clip=5.0)
+    assert np.all(np.diff(fit.history[:, 0]) < 0)
+    assert float(fit.loss[0, 0]) < fit.history[-1, 0]
+    kept = KernelEnsemble(fit.centers[0], fit.amplitudes[0])
+    loss, _, _ = kept.loss_and_grad(_augment(X), *kern.row_weights(wd, 1.0 - wd), 0.5, 4096)
+    assert float(loss[0]) == pytest.approx(float(fit.loss[0, 0]), rel=1e-12)
+
+
 def test_width_schedule_anneals_then_holds():
     w, stage = width_schedule(2.0, 0.2, 10, 0.5)
     assert w[0] == 2.0 and np.all(w[4:] == 0.2) and np.all(np.diff(w) <= 0)

@@ -1,0 +1,609 @@
+"""Mutation check, on demand: do the tests notice when a line of the method breaks?
+
+Each mutation below names a file of the package, an exact piece of its text,
+a replacement (a one-line change: a flipped comparison, a dropped term, a
+changed constant), what the change breaks, and the test files meant to
+notice. The script copies the working tree (without ``.git`` and caches)
+into a temporary folder once; for each mutation it writes the mutated file
+there, runs the given tests in the copy with ``pytest -x -q`` on one thread
+under a time limit, and puts the file back. A mutant is *killed* when the
+tests fail (or run past the time limit), *survived* when they pass, and *not
+applicable* when its original text is not found exactly once (the code moved
+on: update the entry). The repository itself is never written to.
+
+Before the mutants, the test files are run once on the unmutated copy; a
+mutant whose files already fail there is reported as such, not counted.
+
+    python benchmarks/mutation_check.py                  # every mutant
+    python benchmarks/mutation_check.py --list           # the mutants, not run
+    python benchmarks/mutation_check.py --only ramp-no-plus-one --only kl-gain-doubled
+    python benchmarks/mutation_check.py --timeout 300 --skip-baseline
+
+A full run takes about 10 minutes on 2 cores (the table names each mutant's
+first failing test).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# what the copy leaves out: history, caches, build outputs, generated results
+IGNORED = (
+    ".git",
+    "__pycache__",
+    ".pytest_cache",
+    ".hypothesis",
+    ".ruff_cache",
+    "*.egg-info",
+    "build",
+    "dist",
+    "_build",
+    "results",
+)
+
+
+@dataclass(frozen=True)
+class Mutation:
+    name: str
+    path: str  # relative to the repository root
+    original: str  # exact text, found exactly once in the file
+    replacement: str
+    description: str
+    tests: tuple[str, ...]
+
+
+VAE = "skhyper/_vae"
+SPK = "skhyper/_sparker"
+# what pins the estimator and the shared base
+COMPVAE_TESTS = ("tests/test_compvae.py", "tests/test_base.py")
+
+MUTATIONS: tuple[Mutation, ...] = (
+    # -- the mutations of the issue ------------------------------------------------
+    Mutation(
+        "split-trains-on-validation",
+        "skhyper/compvae.py",
+        "return np.sort(perm[n_val:]), np.sort(perm[:n_val])",
+        "return np.sort(perm), np.sort(perm[:n_val])",
+        "early stopping trains on its own validation rows",
+        COMPVAE_TESTS,
+    ),
+    Mutation(
+        "iqr-fallback-zero",
+        "skhyper/compvae.py",
+        "return float(med), float(q3 - q1) if q3 > q1 else 1.0",
+        "return float(med), float(q3 - q1) if q3 > q1 else 0.0",
+        "a part with zero IQR divides by 0 (NaN offset on duplicated rows)",
+        COMPVAE_TESTS,
+    ),
+    Mutation(
+        "kl-gain-doubled",
+        f"{VAE}/training.py",
+        "return kl_target * reconstruction / max(reg, 1e-12)",
+        "return 2.0 * kl_target * reconstruction / max(reg, 1e-12)",
+        "the calibrated regulariser weight is twice kl_target's",
+        ("tests/test_training.py",),
+    ),
+    Mutation(
+        "ramp-no-plus-one",
+        f"{VAE}/training.py",
+        "ramp, tail = math.sqrt(epoch) + 1.0, W_TAIL_START",
+        "ramp, tail = math.sqrt(epoch), W_TAIL_START",
+        "the first phase ramps as sqrt(epoch), not sqrt(epoch) + 1",
+        ("tests/test_training.py",),
+    ),
+    Mutation(
+        "early-stop-strict",
+        f"{VAE}/training.py",
+        "stop = stale >= n_iter_no_change",
+        "stop = stale > n_iter_no_change",
+        "early stopping waits one check more than n_iter_no_change",
+        ("tests/test_training.py",),
+    ),
+    Mutation(
+        "sigma-radius-doubled",
+        f"{VAE}/losses.py",
+        "SIGMA_RADIUS_FRACTION = 0.001",
+        "SIGMA_RADIUS_FRACTION = 0.002",
+        "sigma's radius target is doubled",
+        ("tests/test_losses.py",),
+    ),
+    Mutation(
+        "last-angle-mean-kept",
+        f"{VAE}/losses.py",
+        "w[0, -1] = 0.0  # the mean part skips mu's last angle",
+        "pass  # mutant: the mean part weighs mu's last angle",
+        "the mean part no longer skips mu's last angle",
+        ("tests/test_losses.py",),
+    ),
+    Mutation(
+        "biased-batch-variance",
+        f"{VAE}/losses.py",
+        "var = s.var(dim=0, unbiased=True)",
+        "var = s.var(dim=0, unbiased=False)",
+        "batch statistics use the biased variance",
+        ("tests/test_losses.py",),
+    ),
+    Mutation(
+        "negative-zero-key",
+        f"{VAE}/neighbors.py",
+        "X64 = np.ascontiguousarray(X, dtype=np.float64) + 0.0  # -0.0 -> 0.0",
+        "X64 = np.ascontiguousarray(X, dtype=np.float64)",
+        "a training row holding -0.0 is not recognised with 0.0",
+        ("tests/test_neighbors.py",),
+    ),
+    Mutation(
+        "robust-scale-times",
+        "skhyper/_utils/preprocessing.py",
+        "iqr = (q75 - q25) / 1.3489795",
+        "iqr = (q75 - q25) * 1.3489795",
+        "the robust scale multiplies the IQR by 1.349 instead of dividing",
+        ("tests/test_preprocessing.py",),
+    ),
+    Mutation(
+        "excess-unclamped",
+        f"{SPK}/kernels.py",
+        "excess = (net[:, neighbours] * k).sum(-1).clamp_min(0.0)  # (T, C)",
+        "excess = (net[:, neighbours] * k).sum(-1)  # (T, C)",
+        "deficits seed kernels (excess not clamped at 0)",
+        ("tests/test_sparker.py",),
+    ),
+    Mutation(
+        "centre-lr-undamped",
+        f"{SPK}/twosample.py",
+        "center_lr=opts.learning_rate * min(1.0, math.sqrt(8.0 / Z.shape[1])),",
+        "center_lr=opts.learning_rate,",
+        "the centres' rate is not damped above 8 dimensions",
+        ("tests/test_sparker.py",),
+    ),
+    Mutation(
+        "row-pvalue-left",
+        "skhyper/sparker.py",
+        'level = np.searchsorted(self.null_excess_levels_, excess, side="right") - 1',
+        'level = np.searchsorted(self.null_excess_levels_, excess, side="left") - 1',
+        "an excess on a grid level is counted at the level below",
+        ("tests/test_sparker_pinning.py",),
+    ),
+    Mutation(
+        "width-scale-mean",
+        f"{SPK}/twosample.py",
+        "med = float(torch.pdist(Z[idx].double()).median()) if k > 1 else 0.0",
+        "med = float(torch.pdist(Z[idx].double()).mean()) if k > 1 else 0.0",
+        "the width scale is the mean pairwise distance, not the median",
+        ("tests/test_sparker.py", "tests/test_sparker_pinning.py"),
+    ),
+    Mutation(
+        "threshold-inclusive",
+        "skhyper/_utils/base.py",
+        "is_inlier[decision < 0] = -1",
+        "is_inlier[decision <= 0] = -1",
+        "a row exactly at the threshold is an outlier",
+        COMPVAE_TESTS,
+    ),
+    # -- more of the CompVAE engine ---------------------------------------------------
+    Mutation(
+        "ramp-dropped-from-loss",
+        f"{VAE}/training.py",
+        'loss = rec + beta * ramp * reg["total"]',
+        'loss = rec + beta * reg["total"]',
+        "the schedule's ramp never reaches the loss",
+        ("tests/test_training.py",),
+    ),
+    Mutation(
+        "calibrated-after-second-epoch",
+        f"{VAE}/training.py",
+        "if epoch == 0 and calibrated:",
+        "if epoch == 1 and calibrated:",
+        "beta is calibrated on the second epoch, the first keeps the first batch's",
+        ("tests/test_training.py",),
+    ),
+    Mutation(
+        "tol-ignored",
+        f"{VAE}/training.py",
+        "if val < best * (1.0 - tol):",
+        "if val < best:",
+        "any fall of the held-out loss counts as an improvement",
+        ("tests/test_training.py",),
+    ),
+    Mutation(
+        "tail-weight-flat",
+        f"{VAE}/training.py",
+        "W_TAIL_START, W_TAIL_END = 1.0, 10.0",
+        "W_TAIL_START, W_TAIL_END = 1.0, 1.0",
+        "the tail angles' pull never rises in the second phase",
+        ("tests/test_training.py", "tests/test_losses.py"),
+    ),
+    Mutation(
+        "first-weight-late-strict",
+        f"{VAE}/training.py",
+        "first = W_FIRST_LATE if epoch >= late else W_FIRST",
+        "first = W_FIRST_LATE if epoch > late else W_FIRST",
+        "the first angle's late weight starts one epoch late",
+        ("tests/test_training.py",),
+    ),
+    Mutation(
+        "angular-centre-alpha",
+        f"{VAE}/losses.py",
+        "ALPHA = 0.05",
+        "ALPHA = 0.5",
+        "the angular mean terms weigh ten times more",
+        ("tests/test_losses.py",),
+    ),
+    Mutation(
+        "angle-gains-over-i",
+        f"{VAE}/losses.py",
+        "return 50.0 * math.sqrt(n) / torch.sqrt(i)",
+        "return 50.0 * math.sqrt(n) / i",
+        "angle gains fall as 1/i instead of 1/sqrt(i)",
+        ("tests/test_losses.py",),
+    ),
+    Mutation(
+        "sigma-spread-target",
+        f"{VAE}/losses.py",
+        "SIGMA_RADIUS_STD = math.sqrt(0.5)",
+        "SIGMA_RADIUS_STD = math.sqrt(2.0)",
+        "sigma's radius spread target is doubled",
+        ("tests/test_losses.py",),
+    ),
+    Mutation(
+        "reconstruction-mean-over-features",
+        f"{VAE}/losses.py",
+        "return ((x_hat - x) ** 2).flatten(1).sum(dim=1)",
+        "return ((x_hat - x) ** 2).flatten(1).mean(dim=1)",
+        "the reconstruction error averages over features instead of summing",
+        ("tests/test_losses.py", "tests/test_training.py", "tests/test_compvae.py"),
+    ),
+    Mutation(
+        "cosine-std-target",
+        f"{VAE}/coordinates.py",
+        "return 1.0 / torch.sqrt(n - i + 1.0)",
+        "return 1.0 / torch.sqrt(n - i + 2.0)",
+        "the isotropic std of the cosines is off by one dimension",
+        ("tests/test_coordinates.py",),
+    ),
+    Mutation(
+        "isotropic-radius",
+        f"{VAE}/coordinates.py",
+        "return math.sqrt(n - 0.5)",
+        "return math.sqrt(n)",
+        "the expected radius is sqrt(n) instead of sqrt(n - 1/2)",
+        ("tests/test_coordinates.py",),
+    ),
+    Mutation(
+        "cosine-denominator-shifted",
+        f"{VAE}/coordinates.py",
+        "denom = torch.sqrt(suffix[..., :-1] + eps)",
+        "denom = torch.sqrt(suffix[..., 1:] + eps)",
+        "each cosine is taken over the tail after its own coordinate",
+        ("tests/test_coordinates.py",),
+    ),
+    Mutation(
+        "knn-drops-nearest",
+        f"{VAE}/neighbors.py",
+        "drop = np.where(is_own.any(axis=1), is_own.argmax(axis=1), k)",
+        "drop = np.where(is_own.any(axis=1), is_own.argmax(axis=1), 0)",
+        "a new row's nearest neighbour is dropped instead of the (k+1)-th",
+        ("tests/test_neighbors.py",),
+    ),
+    Mutation(
+        "auto-backend-boundary",
+        f"{VAE}/neighbors.py",
+        'return "exact" if n_bank <= AUTO_EXACT_MAX_BANK else "pynndescent"',
+        'return "exact" if n_bank < AUTO_EXACT_MAX_BANK else "pynndescent"',
+        "a bank of exactly 100,000 rows goes to the approximate search",
+        ("tests/test_neighbors.py",),
+    ),
+    Mutation(
+        "combined-parts-subtracted",
+        "skhyper/compvae.py",
+        "return (knn - k_loc) / k_scale + (rec - r_loc) / r_scale",
+        "return (knn - k_loc) / k_scale - (rec - r_loc) / r_scale",
+        "the combined score subtracts the reconstruction part",
+        ("tests/test_compvae.py",),
+    ),
+    Mutation(
+        "tukey-fence-3",
+        "skhyper/compvae.py",
+        "return -(q3 + 1.5 * (q3 - q1))",
+        "return -(q3 + 3.0 * (q3 - q1))",
+        "contamination='auto' uses the far fence (3 IQR)",
+        ("tests/test_compvae.py",),
+    ),
+    Mutation(
+        "one-validation-row",
+        "skhyper/compvae.py",
+        "if not self.early_stopping or n_val < 2 or n_samples - n_val < 2:",
+        "if not self.early_stopping or n_val < 1 or n_samples - n_val < 2:",
+        "early stopping runs on a single held-out row",
+        COMPVAE_TESTS,
+    ),
+    # -- more of SparKer -----------------------------------------------------------
+    Mutation(
+        "positive-amplitudes-ignored",
+        f"{SPK}/kernels.py",
+        "model.amplitudes.clamp_(0.0 if positive else -clip, clip)",
+        "model.amplitudes.clamp_(-clip, clip)",
+        "positive_amplitudes=True still allows negative amplitudes",
+        ("tests/test_sparker.py", "tests/test_sparker_api.py"),
+    ),
+    Mutation(
+        "reference-not-scaled",
+        f"{SPK}/kernels.py",
+        "return w_data.T.contiguous(), (w_ref * ratio).T.contiguous()",
+        "return w_data.T.contiguous(), w_ref.T.contiguous()",
+        "the reference term is not scaled by N_D / N_R",
+        ("tests/test_sparker.py",),
+    ),
+    Mutation(
+        "last-iterate-not-evaluated",
+        f"{SPK}/kernels.py",
+        "    keep_best(n_scales - 1, loss)\n    return KernelFit",
+        "    return KernelFit",
+        "the final update is never a candidate for the best fit",
+        ("tests/test_sparker.py", "tests/test_sparker_pinning.py"),
+    ),
+    Mutation(
+        "widths-narrow-first",
+        f"{SPK}/kernels.py",
+        "ends = np.unique(ends)[::-1]",
+        "ends = np.unique(ends)",
+        "held widths run narrow to broad",
+        ("tests/test_sparker.py",),
+    ),
+    Mutation(
+        "rank-excludes-itself",
+        f"{SPK}/twosample.py",
+        'out[s] = (n - np.searchsorted(np.sort(row), row, side="left")) / n',
+        'out[s] = (n - np.searchsorted(np.sort(row), row, side="right")) / n',
+        "a fit's rank p-value leaves out the fit itself (and its ties)",
+        ("tests/test_sparker.py",),
+    ),
+    Mutation(
+        "min-p-ties-excluded",
+        f"{SPK}/twosample.py",
+        "as_extreme = (min_p < min_p[0]) | ((min_p == min_p[0]) & (max_z >= max_z[0]))",
+        "as_extreme = (min_p < min_p[0]) | ((min_p == min_p[0]) & (max_z > max_z[0]))",
+        "the min-p p-value no longer counts the observed fit",
+        ("tests/test_sparker.py",),
+    ),
+    Mutation(
+        "reference-ratio-1",
+        f"{SPK}/twosample.py",
+        "REFERENCE_MIN_RATIO = 5",
+        "REFERENCE_MIN_RATIO = 1",
+        "calibration='reference' accepts a reference as small as the data",
+        ("tests/test_sparker.py", "tests/test_sparker_api.py"),
+    ),
+    Mutation(
+        "row-pvalue-no-plus-one",
+        "skhyper/sparker.py",
+        "return (1.0 + counts) / (1.0 + total)",
+        "return counts / total",
+        "row p-values drop the +1 of a permutation p-value",
+        ("tests/test_sparker_pinning.py",),
+    ),
+    Mutation(
+        "auto-offset-log3",
+        "skhyper/sparker.py",
+        "return -math.log(2.0)",
+        "return -math.log(3.0)",
+        "contamination='auto' flags 3x over-densities, not 2x",
+        ("tests/test_sparker.py",),
+    ),
+    # -- shared utilities -----------------------------------------------------------
+    Mutation(
+        "offset-ignores-weights",
+        "skhyper/_utils/base.py",
+        "self._train_scores, 100.0 * self.contamination, weights",
+        "self._train_scores, 100.0 * self.contamination, None",
+        "a float contamination ignores sample_weight",
+        (*COMPVAE_TESTS, "tests/test_sparker_api.py"),
+    ),
+    Mutation(
+        "winsor-fraction",
+        "skhyper/_utils/preprocessing.py",
+        "WINSOR_FRACTION = 0.001",
+        "WINSOR_FRACTION = 0.01",
+        "winsorizing clips 1% of rows, not 0.1%",
+        ("tests/test_preprocessing.py",),
+    ),
+    Mutation(
+        "standard-sample-std",
+        "skhyper/_utils/preprocessing.py",
+        "std = X.std(axis=0, dtype=np.float64)",
+        "std = X.std(axis=0, dtype=np.float64, ddof=1)",
+        "the unweighted std is the sample (ddof=1) std",
+        ("tests/test_preprocessing.py",),
+    ),
+)
+
+
+def _ignore(directory: str, names: list[str]) -> set[str]:
+    import fnmatch
+
+    return {n for n in names if any(fnmatch.fnmatch(n, pattern) for pattern in IGNORED)}
+
+
+def copy_repository(target: Path) -> Path:
+    """The working tree (tracked or not, without history and caches) under ``target``."""
+    repo = target / "repo"
+    shutil.copytree(ROOT, repo, ignore=_ignore, symlinks=True)
+    return repo
+
+
+def environment(repo: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        PYTHONPATH=str(repo),
+        OMP_NUM_THREADS="1",
+        MKL_NUM_THREADS="1",
+        OPENBLAS_NUM_THREADS="1",
+        # no bytecode: a mutant and the original can share a size and an mtime
+        PYTHONDONTWRITEBYTECODE="1",
+    )
+    return env
+
+
+def check_imported_from(repo: Path) -> None:
+    """Refuse to run when ``import skhyper`` in the copy does not load the copy."""
+    out = subprocess.run(
+        [sys.executable, "-c", "import skhyper; print(skhyper.__file__)"],
+        cwd=repo,
+        env=environment(repo),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    if not Path(out).resolve().is_relative_to(repo.resolve()):
+        raise SystemExit(f"skhyper is imported from {out}, not from the copy {repo}")
+
+
+def run_tests(repo: Path, tests: tuple[str, ...], timeout: float) -> tuple[str, float, str]:
+    """``("passed" | "failed" | "timeout", seconds, last lines of output)``."""
+    cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests]
+    start = time.monotonic()
+    proc = subprocess.Popen(
+        cmd,
+        cwd=repo,
+        env=environment(repo),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # its own process group, ended as one on a timeout
+    )
+    try:
+        output, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        output, _ = proc.communicate()
+        return "timeout", time.monotonic() - start, output[-2000:]
+    except BaseException:  # e.g. Ctrl-C: the tests' process group must not outlive us
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        raise
+    seconds = time.monotonic() - start
+    return ("passed" if proc.returncode == 0 else "failed"), seconds, output[-2000:]
+
+
+def last_line(output: str) -> str:
+    lines = [line for line in output.strip().splitlines() if line.strip()]
+    return lines[-1][:100] if lines else ""
+
+
+def first_failure(output: str) -> str:
+    """The test that failed first (from pytest's short summary), else the last line."""
+    for line in output.splitlines():
+        if line.startswith(("FAILED ", "ERROR ")):
+            return line.split(" - ")[0].split(" ", 1)[1].removeprefix("tests/")
+    return last_line(output)
+
+
+def print_list(mutations: tuple[Mutation, ...]) -> None:
+    for m in mutations:
+        print(f"{m.name:34s} {m.path}")
+        print(f"{'':34s} {m.description}")
+        print(f"{'':34s} tests: {', '.join(m.tests)}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", action="append", metavar="NAME",
+                        help="run only this mutant (repeatable)")
+    parser.add_argument("--list", action="store_true", help="list the mutants and exit")
+    parser.add_argument("--timeout", type=float, default=300.0,
+                        help="seconds per mutant's test run (default 300); past it, killed")
+    parser.add_argument("--skip-baseline", action="store_true",
+                        help="do not run the test files on the unmutated copy first")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="print the output tail of each surviving or failing run")
+    args = parser.parse_args(argv)
+
+    mutations = MUTATIONS
+    names = [m.name for m in MUTATIONS]
+    if len(set(names)) != len(names):
+        raise SystemExit("two mutants share a name")
+    if args.only:
+        unknown = sorted(set(args.only) - set(names))
+        if unknown:
+            raise SystemExit(f"unknown mutant(s) {unknown}; see --list")
+        mutations = tuple(m for m in MUTATIONS if m.name in args.only)
+    if args.list:
+        print_list(mutations)
+        return 0
+
+    with tempfile.TemporaryDirectory(prefix="skhyper-mutants-") as tmp:
+        repo = copy_repository(Path(tmp))
+        check_imported_from(repo)
+        print(f"copy of {ROOT} in {repo}", flush=True)
+
+        broken: set[str] = set()
+        if not args.skip_baseline:
+            files = sorted({t for m in mutations for t in m.tests})
+            for test_file in files:
+                status, seconds, output = run_tests(repo, (test_file,), args.timeout)
+                print(f"baseline {test_file}: {status} in {seconds:.0f} s", flush=True)
+                if status != "passed":
+                    broken.add(test_file)
+                    print("  " + last_line(output), flush=True)
+
+        rows = []
+        for i, m in enumerate(mutations, 1):
+            target = repo / m.path
+            source = target.read_text()
+            count = source.count(m.original)
+            if count != 1:
+                status, seconds, note = "not applicable", 0.0, f"text found {count} times"
+            elif broken & set(m.tests):
+                failing = ", ".join(sorted(broken & set(m.tests)))
+                status, seconds, note = "baseline fails", 0.0, failing
+            else:
+                target.write_text(source.replace(m.original, m.replacement))
+                try:
+                    result, seconds, output = run_tests(repo, m.tests, args.timeout)
+                finally:
+                    target.write_text(source)
+                status = {"failed": "killed", "timeout": "killed (timeout)"}.get(result, "survived")
+                note = first_failure(output) if result == "failed" else last_line(output)
+                if args.verbose and result == "passed":
+                    print(output, flush=True)
+            rows.append((m, status, seconds, note))
+            print(f"[{i}/{len(mutations)}] {m.name}: {status} ({seconds:.0f} s) {note}", flush=True)
+
+    print()
+    print(f"| {'mutant':34s} | {'file':24s} | {'result':16s} | {'s':>4s} | what it breaks "
+          "| first failing test |")
+    print(f"|{'-' * 36}|{'-' * 26}|{'-' * 18}|{'-' * 6}|---|---|")
+    for m, status, seconds, note in rows:
+        short = m.path.removeprefix("skhyper/")
+        failing = note if status == "killed" else ""
+        print(f"| {m.name:34s} | {short:24s} | {status:16s} | {seconds:4.0f} | {m.description} "
+              f"| {failing} |")
+    ran = [(m, status) for m, status, _, _ in rows if status in ("killed", "killed (timeout)",
+                                                                   "survived")]
+    killed = sum(status.startswith("killed") for _, status in ran)
+    print()
+    if ran:
+        print(f"kill rate: {killed}/{len(ran)} = {killed / len(ran):.0%}")
+    else:
+        print("kill rate: no mutant ran")
+    for m, status, _, note in rows:
+        if status in ("not applicable", "baseline fails"):
+            print(f"not counted: {m.name} ({status}: {note})")
+    survivors = [m.name for m, status in ran if status == "survived"]
+    if survivors:
+        print("survivors: " + ", ".join(survivors))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
