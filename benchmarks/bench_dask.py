@@ -60,26 +60,20 @@ def toys(n_workers: int, data, reference, n_perm: int) -> dict:
     worker really runs them), and through SparKerDetector(n_jobs=-1) under
     joblib's dask backend, which must give the same p-value."""
     import joblib
+    import torch
 
     from skhyper import SparKerDetector
-    from skhyper._sparker.kernels import width_schedule
-    from skhyper._sparker.twosample import (
-        TOY_BATCH,
-        SparKerOptions,
-        _Problem,
-        _toy_batch,
-        _toy_seeds,
-    )
-    from skhyper._utils.preprocessing import InputTransform
+    from skhyper._sparker.options import SparKerOptions, validate_samples
+    from skhyper._sparker.twosample import TOY_BATCH, _toy_batch, prepare_test
 
-    # the same problem run_sparker ships (pooled, standardised sample; widths
-    # in units of 1, which leaves the cost unchanged)
-    pooled = np.vstack([data, reference])
-    Z = InputTransform("standard", pooled).transform(pooled).astype(np.float32)
-    widths, stages = width_schedule(1.0, (0.6, 0.1), 100, 0.5)
-    problem = _Problem(Z, np.ones(len(Z), np.float32), len(data), SparKerOptions(),
-                       widths, stages, "cpu")
-    seeds = _toy_seeds(np.random.SeedSequence(0), n_perm)
+    # the problem run_sparker ships to the workers, prepared by its own first step
+    samples = validate_samples(data, reference)
+    setup = prepare_test(
+        samples.rows, samples.weights, samples.reference,
+        SparKerOptions(n_permutations=n_perm), torch.device("cpu"),
+        np.random.SeedSequence(0),
+    )
+    problem, seeds = setup.problem, setup.toy_seeds
     batches = [seeds[i: i + TOY_BATCH] for i in range(0, n_perm, TOY_BATCH)]
     cluster, client = _cluster(n_workers)
     with cluster, client:
