@@ -107,12 +107,14 @@ def test_auto_backend_is_exact_up_to_and_including_100000_rows():
     assert resolve_backend("auto", 100_001) == "pynndescent"
 
 
-@pytest.mark.slow  # numba compiles pynndescent in a fresh process: minutes on 2 cores
 def test_pynndescent_backend_agrees_with_exact(fitted):
     pytest.importorskip("pynndescent")
     det, X = fitted
     approx = clone(det).set_params(knn_backend="pynndescent").fit(X)
     Q = X[:50] + 0.3
-    agree = np.isclose(approx.score_samples(Q), det.score_samples(Q), rtol=1e-9)
+    # the same model; exact search runs in float32, the approximate one
+    # measures its candidates in float64: equal to float32 round-off where
+    # both find the same neighbours
+    agree = np.isclose(approx.score_samples(Q), det.score_samples(Q), rtol=1e-5)
     assert agree.mean() > 0.9
     np.testing.assert_allclose(approx.score_samples(X[:20]), det.score_samples(X[:20]), rtol=0.05)
