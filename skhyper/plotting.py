@@ -177,9 +177,15 @@ def plot_roc(
 
     if ax is None:
         _, ax = plt.subplots(figsize=(5.5, 5))
+    curves = list(curves)
+    # past the default cycle's ten colours, dashes tell the second round apart
+    dashes = ("-", "--", "-.", ":")
     labelled = False
-    for name, fpr, tpr in curves:
-        ax.plot(np.asarray(fpr), np.asarray(tpr), label=name, lw=linewidth)
+    for i, (name, fpr, tpr) in enumerate(curves):
+        ax.plot(
+            np.asarray(fpr), np.asarray(tpr), label=name, lw=linewidth, color=f"C{i % 10}",
+            ls=dashes[(i // 10) % len(dashes)],
+        )
         labelled = labelled or bool(name)
     low = min_fpr if log_fpr else 0.0
     grid = np.logspace(np.log10(low), 0, 50) if log_fpr else np.linspace(0, 1, 50)
