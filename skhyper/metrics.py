@@ -16,7 +16,7 @@ Label convention
 ``y_true`` marks outliers as the **positive** class. Two encodings are accepted:
 
 - ``{0, 1}`` (or booleans): **1 / True = outlier**, 0 = inlier (the ADBench / ODDS
-  convention used by every data set in ``shared/data``);
+  convention);
 - ``{-1, +1}``: **-1 = outlier**, +1 = inlier (the convention of
   ``OutlierMixin.predict``).
 
