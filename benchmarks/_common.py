@@ -189,6 +189,15 @@ def environment() -> dict[str, str]:
     }
 
 
+def markdown_table(header: Sequence[str], rows: Sequence[dict[str, Any]]) -> list[str]:
+    """The lines of a Markdown table of ``rows``, one column per ``header`` key."""
+    return [
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+        *("| " + " | ".join(str(r[h]) for h in header) + " |" for r in rows),
+    ]
+
+
 def results_path(protocol: str, tag: str, ext: str) -> str:
     os.makedirs(RESULTS_DIR, exist_ok=True)
     suffix = f"_{tag}" if tag else ""

@@ -86,9 +86,8 @@ def main() -> int:
         "same rows in the same process.  ",
         C.environment_line() + "  ",
         "",
-        "| " + " | ".join(header) + " |",
-        "|" + "---|" * len(header),
-    ] + ["| " + " | ".join(str(r[h]) for h in header) + " |" for r in rows]
+        *C.markdown_table(header, rows),
+    ]
     C.write_outputs("large_fit", args.tag, rows, "\n".join(lines) + "\n")
     return 0
 

@@ -96,9 +96,8 @@ def main() -> int:
         "growth of ru_maxrss during one score_samples call in a fresh process.  ",
         C.environment_line() + "  ",
         "",
-        "| " + " | ".join(header) + " |",
-        "|" + "---|" * len(header),
-    ] + ["| " + " | ".join(str(r[h]) for h in header) + " |" for r in rows]
+        *C.markdown_table(header, rows),
+    ]
     md = "\n".join(lines) + "\n"
     print("\n" + md)
     C.write_csv(rows, C.results_path("memory", args.tag, ".csv"))
