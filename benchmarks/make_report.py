@@ -26,7 +26,7 @@ IMG = os.path.join(DOC, "img")
 PROTOCOLS = ["tabular", "embeddings", "fmnist", "fmnist_conv", "classcond", "embeddings_paper",
              "fmnist_paper", "tune_compvae", "sparker_tuning", "step_cost", "twosample",
              "twosample_fresh", "twosample_fresh_robust", "highdim", "sparker_speed",
-             "knn_backends", "memory", "large_fit", "dask_scale"]
+             "knn_backends", "memory", "large_fit", "threads", "dask_scale"]
 # two-sample results files: the draws SparKer's defaults were chosen on, and a run
 # on fresh draws (bench_twosample.py --seed-offset 1000 --tag fresh)
 TWOSAMPLE = ("twosample", "twosample_fresh")

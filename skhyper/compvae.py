@@ -18,7 +18,7 @@ from ._utils.base import BaseTorchDetector, FitContext, fit_context
 from ._utils.compat import Interval, StrOptions, get_chunk_n_rows
 from ._utils.preprocessing import TRANSFORMS, IdentityTransform, InputTransform
 from ._utils.progress import Progress
-from ._utils.runtime import build_module, make_generator, spawn_seeds, to_tensor
+from ._utils.runtime import build_module, cpu_threads, make_generator, spawn_seeds, to_tensor
 from ._vae.losses import (
     COMPRESSIONS,
     ROLL_STEP,
@@ -570,7 +570,7 @@ default="auto"
         # result would depend on how many rows come with it: run every chunk at
         # one fixed size, the last one padded
         fixed = dtype == torch.float32
-        with torch.no_grad():
+        with torch.no_grad(), cpu_threads():
             for sl in gen_batches(Z.shape[0], self._batch_size):
                 n = sl.stop - sl.start
                 zb = to_tensor(Z[sl], device, dtype=dtype)
@@ -636,12 +636,15 @@ default=("knn", "reconstruction", "combined")
         X = self._validate_predict_data(X)
         device = self._inference_device()
         out = {name: np.empty(X.shape[0], dtype=np.float64) for name in anomaly_scores}
-        for sl in gen_batches(X.shape[0], self._batch_size):
-            mu, rec = self._encode(self._scaled(X[sl]), device)
-            own = self._training_rows.find(X[sl])
-            knn = self._bank.mean_distance(mu, self.n_neighbors_, own, self._max_pairs(len(mu)))
-            for name in anomaly_scores:
-                out[name][sl] = -self._combine(knn, rec, name)
+        with cpu_threads():
+            for sl in gen_batches(X.shape[0], self._batch_size):
+                mu, rec = self._encode(self._scaled(X[sl]), device)
+                own = self._training_rows.find(X[sl])
+                knn = self._bank.mean_distance(
+                    mu, self.n_neighbors_, own, self._max_pairs(len(mu))
+                )
+                for name in anomaly_scores:
+                    out[name][sl] = -self._combine(knn, rec, name)
         return out
 
     def transform_latent(self, X: Any) -> np.ndarray:

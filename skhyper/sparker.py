@@ -25,6 +25,7 @@ from ._sparker.twosample import run_sparker
 from ._utils.base import BaseTorchDetector, FitContext, fit_context
 from ._utils.compat import Interval, StrOptions, get_chunk_n_rows, validate_parameter_constraints
 from ._utils.preprocessing import weighted_quantiles
+from ._utils.runtime import cpu_threads
 
 __all__ = [
     "EqualLengthReferenceWarning",
@@ -494,7 +495,7 @@ class SparKerDetector(BaseTorchDetector):
         # the (rows, kernels, features) differences dominate memory
         rows = get_chunk_n_rows(row_bytes=8 * M * d, max_n_rows=self._batch_size)
         out = np.empty((X.shape[0], M), dtype=np.float64)
-        with torch.no_grad():
+        with torch.no_grad(), cpu_threads():
             # transformed batch by batch, so memory is bounded by the batch
             for sl in gen_batches(X.shape[0], rows):
                 Z = self.transform_.transform(np.asarray(X[sl], dtype=np.float64))

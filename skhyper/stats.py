@@ -19,7 +19,7 @@ from ._sparker.options import (
 )
 from ._sparker.twosample import run_sparker
 from ._utils.compat import Interval, validate_parameter_constraints
-from ._utils.runtime import fit_seed_sequence, resolve_device
+from ._utils.runtime import cpu_threads, fit_seed_sequence, resolve_device
 
 __all__ = [
     "PowerMetrics",
@@ -173,15 +173,16 @@ def sparker_test(
     samples = validate_samples(
         data, reference, sample_weight, names=("data", "reference")
     )
-    res = run_sparker(
-        samples.rows,
-        samples.weights,
-        samples.reference,
-        options_from_params(params),
-        device=resolve_device(device),
-        seeds=fit_seed_sequence(random_state),
-        verbose=verbose,
-    )
+    with cpu_threads():
+        res = run_sparker(
+            samples.rows,
+            samples.weights,
+            samples.reference,
+            options_from_params(params),
+            device=resolve_device(device),
+            seeds=fit_seed_sequence(random_state),
+            verbose=verbose,
+        )
     warn_if_diverged(res, stacklevel=2)
     return SparKerTestResult(
         statistic=res.statistic,

@@ -258,3 +258,39 @@ def test_predict_a_row_exactly_at_the_offset_is_an_inlier():
     det.offset_ = float(det.score_samples(X[:1])[0])
     assert det.decision_function(X[:1])[0] == 0.0
     assert det.predict(X[:1])[0] == 1
+
+
+def test_torch_threads_are_capped_at_the_cpu_quota_during_a_fit(monkeypatch):
+    """In a container with a CPU quota torch would start a thread per host core;
+    fits and scoring run on at most the CPUs the process may use, and torch's
+    own setting is put back afterwards."""
+    import skhyper._utils.runtime as runtime
+
+    before = torch.get_num_threads()
+    seen = []
+    monkeypatch.setattr(runtime, "allowed_cpus", lambda: 1)
+    det = CompVAEDetector(random_state=0, **FAST_VAE)
+    fit = det._fit
+
+    def recording_fit(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return fit(*args, **kwargs)
+
+    monkeypatch.setattr(det, "_fit", recording_fit)
+    det.fit(data(0))
+    assert seen == [1]
+    assert torch.get_num_threads() == before
+    with runtime.cpu_threads() as n:
+        assert n == 1 and torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+
+
+def test_torch_threads_follow_threadpoolctl():
+    """threadpoolctl's OpenMP limit reaches torch, so a user can set the threads."""
+    from threadpoolctl import threadpool_limits
+
+    import skhyper._utils.runtime as runtime
+
+    with threadpool_limits(limits=1, user_api="openmp"):
+        with runtime.cpu_threads() as n:
+            assert n == 1 and torch.get_num_threads() == 1

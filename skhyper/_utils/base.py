@@ -28,7 +28,14 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._version import __version__
 from .compat import Interval, StrOptions
-from .runtime import cpu_copy, fit_seed_sequence, move_to, resolve_device, usable_device
+from .runtime import (
+    cpu_copy,
+    cpu_threads,
+    fit_seed_sequence,
+    move_to,
+    resolve_device,
+    usable_device,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -170,7 +177,8 @@ class BaseTorchDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         """validate X -> resolve device and seeds -> ``_fit`` -> ``offset_``."""
         X = self._validate_fit_data(X)
         context = FitContext(resolve_device(self.device), fit_seed_sequence(self.random_state))
-        train_scores, weights = self._fit(X, y, context, **fit_params)
+        with cpu_threads():
+            train_scores, weights = self._fit(X, y, context, **fit_params)
         self.device_ = context.device
         self._train_scores = np.asarray(train_scores, dtype=np.float64)
         if self.contamination == "auto":

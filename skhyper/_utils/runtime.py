@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import joblib
 import numpy as np
 import torch
 from sklearn.utils import check_random_state
@@ -62,6 +64,34 @@ def usable_device(device: torch.device) -> torch.device:
         if device.index is not None and device.index >= torch.cuda.device_count():
             return torch.device("cpu")
     return device
+
+
+# -- threads ---------------------------------------------------------------------
+
+
+def allowed_cpus() -> int:
+    """The CPUs this process may use: its affinity and its cgroup CPU quota."""
+    return max(1, int(joblib.cpu_count()))
+
+
+@contextmanager
+def cpu_threads() -> Iterator[int]:
+    """Torch's intra-op threads for one fit or scoring call.
+
+    Torch's own count, which follows OpenMP's limit (so
+    ``threadpoolctl.threadpool_limits(n)`` around a call sets it), capped at
+    :func:`allowed_cpus`: in a container with a CPU quota, torch would start a
+    thread per core of the host. The count is put back afterwards.
+    """
+    current = torch.get_num_threads()
+    allowed = min(current, allowed_cpus())
+    if allowed != current:
+        torch.set_num_threads(allowed)
+    try:
+        yield allowed
+    finally:
+        if allowed != current:
+            torch.set_num_threads(current)
 
 
 # -- seeds and generators -------------------------------------------------------
