@@ -18,6 +18,7 @@ import gzip
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -187,6 +188,14 @@ def environment() -> dict[str, str]:
         "torch": torch.__version__,
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
+
+
+def run_child(code: str, *args: Any) -> dict[str, Any]:
+    """Run ``code`` in a fresh Python process with ``args``; its last stdout line, as JSON."""
+    out = subprocess.run(
+        [sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True, check=True
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[dict[str, Any]]) -> list[str]:

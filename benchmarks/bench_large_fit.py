@@ -16,8 +16,6 @@ Writes benchmarks/results/large_fit[_<tag>].{csv,md}: one run.
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
 import sys
 
 import _common as C
@@ -58,11 +56,7 @@ def main() -> int:
     args = p.parse_args()
     rows = []
     for n in [int(v) for v in args.rows.split(",")]:
-        out = subprocess.run(
-            [sys.executable, "-c", CHILD, str(n), str(N_FEATURES)],
-            capture_output=True, text=True, check=True,
-        )
-        res = json.loads(out.stdout.strip().splitlines()[-1])
+        res = C.run_child(CHILD, n, N_FEATURES)
         row = {
             "rows": n,
             "features": N_FEATURES,

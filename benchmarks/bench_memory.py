@@ -16,10 +16,8 @@ Writes benchmarks/results/memory.{csv,md}.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import pickle
-import subprocess
 import sys
 import tempfile
 
@@ -76,11 +74,7 @@ def main() -> int:
                 path = os.path.join(tmp, f"{method}_{batch}.pkl")
                 with open(path, "wb") as fh:
                     pickle.dump(det, fh)
-                out = subprocess.run(
-                    [sys.executable, "-c", CHILD, path, data, str(args.rows), str(batch)],
-                    capture_output=True, text=True, check=True,
-                )
-                res = json.loads(out.stdout.strip().splitlines()[-1])
+                res = C.run_child(CHILD, path, data, args.rows, batch)
                 row = {"method": C.LABELS[method], "rows": args.rows, "batch_size": batch,
                        "input_mb": round(input_mb, 1), "peak_growth_mb": round(res["growth_mb"], 1),
                        "output_mb": round(args.rows * 8 / 2**20, 1),

@@ -16,7 +16,6 @@ Writes benchmarks/results/threads[_<tag>].{csv,md}: one run.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -56,15 +55,11 @@ def run(n_rows: int, limit: str, competing: bool) -> float:
         rival = subprocess.Popen([sys.executable, "-c", COMPETITOR])
         time.sleep(3.0)  # let it start its threads
     try:
-        out = subprocess.run(
-            [sys.executable, "-c", WORK, str(n_rows), limit],
-            capture_output=True, text=True, check=True,
-        )
+        return C.run_child(WORK, n_rows, limit)["seconds"]
     finally:
         if rival is not None:
             rival.kill()
             rival.wait()
-    return json.loads(out.stdout.strip().splitlines()[-1])["seconds"]
 
 
 def main() -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect
 import math
+from collections.abc import Callable
 from numbers import Integral, Real
 from typing import Any
 
@@ -561,7 +562,7 @@ default="auto"
         return np.clip(Z, -limit, limit)
 
     def _encode(
-        self, Z: np.ndarray, device: torch.device, on_batch: Any = None
+        self, Z: np.ndarray, device: torch.device, on_batch: Callable[[], object] | None = None
     ) -> tuple[torch.Tensor, np.ndarray]:
         """Latent means (on ``device``) and reconstruction errors of scaled rows."""
         mus, recs = [], []
@@ -570,7 +571,7 @@ default="auto"
         # result would depend on how many rows come with it: run every chunk at
         # one fixed size, the last one padded
         fixed = dtype == torch.float32
-        with torch.no_grad(), cpu_threads():
+        with torch.no_grad():
             for sl in gen_batches(Z.shape[0], self._batch_size):
                 n = sl.stop - sl.start
                 zb = to_tensor(Z[sl], device, dtype=dtype)
@@ -660,7 +661,8 @@ default=("knn", "reconstruction", "combined")
         mu : ndarray of shape (n_samples, latent_dim), dtype float64
         """
         X = self._validate_predict_data(X)
-        mu = self._encode(self._scaled(X), self._inference_device())[0]
+        with cpu_threads():
+            mu = self._encode(self._scaled(X), self._inference_device())[0]
         return mu.double().cpu().numpy()
 
     def _auto_offset(self, train_scores: np.ndarray) -> float:
