@@ -14,9 +14,8 @@ import pytest
 # lets scikit-learn's estimator checks run their array-API input check
 os.environ.setdefault("SCIPY_ARRAY_API", "1")
 
-# scikit-learn's estimator checks (as scikit-learn's own INIT_PARAMS)
+# the VAEs' estimator checks (fast, as scikit-learn's own INIT_PARAMS)
 CHECKS_VAE = dict(latent_dim=4, hidden_layer_sizes=(16,), epochs=3, batch_size=64, random_state=0)
-CHECKS_SPARKER = dict(n_kernels=4, n_steps=40, n_permutations=4, random_state=0)
 
 # a small VAE and a small SparKer fit, for the shared-base tests
 FAST_VAE = dict(latent_dim=4, hidden_layer_sizes=(16,), epochs=8, batch_size=32)

@@ -68,7 +68,7 @@ def test_toys_are_one_batched_program(monkeypatch):
     X = torch.randn(N, d, generator=gen)
     is_data = torch.rand(T, N, generator=gen) < 0.3
     wd, wr = is_data.float(), (~is_data).float()
-    init = kern.kmeans_plus_plus(X, wd, M, gen)
+    init = kern.kmeans_plus_plus(X, wd, torch.rand(T, M, generator=gen))
     widths, stages = width_schedule(1.5, [0.6, 0.3], 25, 0.5)
     calls = []
     original = KernelEnsemble.loss_and_grad
@@ -85,6 +85,64 @@ def test_toys_are_one_batched_program(monkeypatch):
         single = train_kernels(X, wd[t : t + 1], wr[t : t + 1], init[t : t + 1], **opts)
         np.testing.assert_allclose(single.loss[:, 0], batched.loss[:, t], rtol=1e-4)
         np.testing.assert_allclose(single.centers[:, 0], batched.centers[:, t], atol=1e-4)
+
+
+def test_adam_is_torch_adam():
+    """The fit's own Adam takes torch.optim.Adam's steps (two rates, fresh gradients)."""
+    gen = torch.Generator().manual_seed(0)
+    ours = [torch.randn(3, 4, generator=gen), torch.randn(3, generator=gen)]
+    theirs = [p.clone().requires_grad_() for p in ours]
+    adam = kern.Adam([(ours[0], 0.05), (ours[1], 0.2)])
+    ref = torch.optim.Adam([{"params": [theirs[0]], "lr": 0.05}, {"params": [theirs[1]]}], lr=0.2)
+    for _ in range(30):
+        grads = [torch.randn(p.shape, generator=gen) for p in ours]
+        adam.step(grads)
+        for p, g in zip(theirs, grads):
+            p.grad = g.clone()
+        ref.step()
+    for mine, torch_p in zip(ours, theirs):
+        np.testing.assert_allclose(mine, torch_p.detach(), rtol=1e-6, atol=1e-7)
+
+
+def test_weighted_draw_follows_the_weights_toy_by_toy():
+    """Each toy draws ~ its own weights, from its own uniforms alone."""
+    weights = torch.tensor([[0.0, 1.0, 3.0, 0.0], [2.0, 0.0, 0.0, 2.0]])
+    u = torch.linspace(0.0, 1.0, 4001)[:-1]
+    draws = torch.stack([kern.weighted_draw(weights, torch.stack([v, v])) for v in u], 1)
+    for row, w in zip(draws, weights):
+        freq = torch.bincount(row, minlength=4).double() / len(u)
+        np.testing.assert_allclose(freq, w / w.sum(), atol=1e-3)
+    # a toy's draw does not depend on the toy beside it
+    alone = kern.weighted_draw(weights[:1], torch.tensor([0.3]))
+    assert int(alone) == int(kern.weighted_draw(weights, torch.tensor([0.3, 0.9]))[0])
+
+
+def test_small_problems_train_their_toys_as_one_program(monkeypatch):
+    """A small test trains all its toys in one batch (two programs in all); a
+    large one keeps batches of TOY_BATCH."""
+    calls = []
+    original = twosample.train_kernels
+
+    def recording(Z, w_data, *args, **kwargs):
+        calls.append(w_data.shape[0])
+        return original(Z, w_data, *args, **kwargs)
+
+    monkeypatch.setattr(twosample, "train_kernels", recording)
+    X, R, _, _ = bump_sample(0, n_data=100, n_ref=400, d=3)
+    sparker_test(X, R, n_kernels=4, n_steps=10, n_permutations=60, random_state=0)
+    assert calls == [1, 60]
+
+    def batch(n_rows):
+        problem = twosample._Problem(
+            np.empty((n_rows, 1), np.float32), np.ones(n_rows), 1,
+            twosample.SparKerOptions(), np.ones(2), np.zeros(2, int), "cpu",
+        )
+        return twosample.toy_batch_size(problem)
+
+    # 8 kernels and one restart per toy: 4 toys fit the budget at this size
+    assert batch(twosample.BATCH_TRIPLES // 32) == twosample.TOY_BATCH
+    assert batch(twosample.BATCH_TRIPLES // (8 * 50)) == 50
+    assert batch(100) == 100  # never more than the toys
 
 
 def test_excess_seeding_starts_on_the_data_only_clump():
@@ -107,7 +165,7 @@ def test_excess_seeding_starts_on_the_data_only_clump():
     wd = torch.zeros(1, len(X))
     wd[0, : len(D)] = 1.0
     graph = kern.pooled_neighbours(X, torch.ones(len(X)), len(X), 400, gen)
-    seeds = kern.excess_seeding(X, wd, 1.0 - wd, *graph, 0.3, 4, gen)
+    seeds = kern.excess_seeding(X, wd, 1.0 - wd, *graph, 0.3, torch.rand(1, 4, generator=gen))
     assert torch.linalg.norm(seeds[0, 0] - torch.from_numpy(clump).float()) < 0.3
 
 
@@ -131,7 +189,7 @@ def test_excess_seeding_never_starts_in_a_deficit():
     wr = 1.0 - wd
     width = 0.3
     graph = kern.pooled_neighbours(X, torch.ones(len(X)), len(X), 20, gen)
-    first = kern.excess_seeding(X, wd, wr, *graph, width, 4, gen)[0, 0]
+    first = kern.excess_seeding(X, wd, wr, *graph, width, torch.rand(1, 4, generator=gen))[0, 0]
     # the excess a kernel at the first seed explains, over every pooled row
     k = torch.exp(-((X - first) ** 2).sum(1) / (2 * width**2))
     ratio = wd.sum() / wr.sum()

@@ -52,6 +52,10 @@ def log_kernels(X: torch.Tensor, centers: torch.Tensor, width: float) -> torch.T
 
 # rows per block of the gradient's row sums (see _rows_product)
 _ROW_BLOCK = 64
+# the loss's (row, kernel x toy) arrays are processed in chunks of about this
+# many numbers (4 MiB of float32): larger ones spill out of the CPU's cache,
+# and each of the dozen passes over them then waits on memory
+_CHUNK_NUMBERS = 2**20
 
 
 def _rows_product(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -159,7 +163,9 @@ class KernelEnsemble(nn.Module):
         toy's ratio N_D / N_R (see :func:`row_weights`), so that
         ``L_t = sum_i ref_rows[i,t] (e^f - 1) - sum_i data_rows[i,t] f``.
         The gradient is written out by hand (it is short) so that rows can be
-        processed in chunks without autograd keeping every chunk alive.
+        processed in chunks without autograd keeping every chunk alive: at
+        most ``chunk_size`` rows, fewer when the toys are many (see
+        :data:`_CHUNK_NUMBERS`).
 
         Returns ``(loss (T,), grad_centers (T, M, d), grad_amplitudes (T, M))``.
         """
@@ -176,6 +182,8 @@ class KernelEnsemble(nn.Module):
         # row sums of c g [x, 1] and of c f p [x, 1], shape (d + 1, M * T)
         cg_x = torch.zeros(d + 1, M * T, dtype=mu.dtype, device=mu.device)
         cfp_x = torch.zeros_like(cg_x)
+        rows = max(_ROW_BLOCK, _CHUNK_NUMBERS // (M * T) // _ROW_BLOCK * _ROW_BLOCK)
+        chunk_size = min(chunk_size, rows)
         for start in range(0, X_aug.shape[0], chunk_size):
             sl = slice(start, start + chunk_size)
             xa = X_aug[sl]
@@ -249,35 +257,46 @@ def value_histogram(
     return hist
 
 
+def weighted_draw(weights: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
+    """One index per row of ``weights`` (T, N), drawn with probability ~ weight.
+
+    ``uniforms`` (T,) in [0, 1) are the draws' randomness: each toy brings
+    its own, from its own generator, so a toy's draw does not depend on the
+    toys it shares a call with (a batched ``torch.multinomial`` would tie
+    them to one generator).
+    """
+    cdf = torch.cumsum(weights.double(), dim=1)
+    target = uniforms.double().unsqueeze(1) * cdf[:, -1:]
+    idx = torch.searchsorted(cdf, target, right=True).squeeze(1)
+    return idx.clamp_(max=weights.shape[1] - 1)
+
+
 def kmeans_plus_plus(
     X: torch.Tensor,
     weights: torch.Tensor,
-    n_kernels: int,
-    generator: torch.Generator,
+    uniforms: torch.Tensor,
     first: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Weighted k-means++ seeding for every toy at once.
 
-    ``weights`` has shape (T, N) (a toy's data weights); returns (T, M, d).
-    ``first`` (T,) fixes each toy's first centre (default: drawn ~ weights).
+    ``weights`` has shape (T, N) (a toy's data weights); ``uniforms`` (T, M)
+    are each toy's draws in [0, 1), one per kernel (see :func:`weighted_draw`).
+    Returns (T, M, d). ``first`` (T,) fixes each toy's first centre (default:
+    drawn ~ weights).
     """
-    T = weights.shape[0]
+    T, n_kernels = uniforms.shape
     x2 = (X * X).sum(1)
-    if first is None:
-        idx = torch.multinomial(weights, 1, generator=generator).squeeze(1)
-    else:
-        idx = first
+    idx = weighted_draw(weights, uniforms[:, 0]) if first is None else first
     chosen = [X[idx]]
     dmin = (
         x2.unsqueeze(0) - 2.0 * chosen[0] @ X.T + (chosen[0] ** 2).sum(1, keepdim=True)
     ).clamp_min_(0.0)
-    for _ in range(1, n_kernels):
+    for j in range(1, n_kernels):
         prob = weights * dmin
         # toys whose data are all covered already fall back to the weights
         empty = prob.sum(1, keepdim=True) <= 0
         prob = torch.where(empty, weights, prob)
-        idx = torch.multinomial(prob, 1, generator=generator).squeeze(1)
-        c = X[idx]
+        c = X[weighted_draw(prob, uniforms[:, j])]
         chosen.append(c)
         dist = (x2.unsqueeze(0) - 2.0 * c @ X.T + (c * c).sum(1, keepdim=True)).clamp_min_(0.0)
         dmin = torch.minimum(dmin, dist)
@@ -322,8 +341,7 @@ def excess_seeding(
     neighbours: torch.Tensor,
     sq_distances: torch.Tensor,
     width: float,
-    n_kernels: int,
-    generator: torch.Generator,
+    uniforms: torch.Tensor,
 ) -> torch.Tensor:
     """k-means++ seeding on the candidate rows, by the excess a kernel there would explain.
 
@@ -333,29 +351,35 @@ def excess_seeding(
     nearest rows. Toy t seeds its first kernel on the candidate of largest
     excess and the others with weight ~ excess**2 (k-means++'s distance
     factor spreading them); candidates are pooled rows, data or reference
-    alike, since a centre need not sit on a data row. If some toy has no
-    positive excess, every toy of the call falls back to plain
-    weighted k-means++ on its data rows (the estimator calls this once per
-    split, its restarts sharing its weights). In high dimension a kernel
-    cannot travel far during training (a centre moves by about the learning
-    rate per coordinate and step), so it must start near an over-density to
-    find it. Returns (T, M, d).
+    alike, since a centre need not sit on a data row. A toy with no
+    positive excess anywhere seeds by plain k-means++ on its data weights
+    over the candidates. In high dimension a kernel cannot travel far
+    during training (a centre moves by about the learning rate per
+    coordinate and step), so it must start near an over-density to find it.
+    ``uniforms`` (T, M) are each toy's draws (see :func:`kmeans_plus_plus`).
+    Returns (T, M, d).
     """
     ratio = w_data.sum(1, keepdim=True) / w_ref.sum(1, keepdim=True)  # (T, 1)
     k = torch.exp(-sq_distances / (2.0 * width * width))  # (C, k)
     net = w_data - ratio * w_ref  # (T, N)
     excess = (net[:, neighbours] * k).sum(-1).clamp_min(0.0)  # (T, C)
     seed_w = excess * excess
-    if bool((seed_w.sum(1) <= 0).any()):
-        return kmeans_plus_plus(X, w_data, n_kernels, generator)
-    return kmeans_plus_plus(X[candidates], seed_w, n_kernels, generator, first=seed_w.argmax(1))
+    none = seed_w.sum(1, keepdim=True) <= 0
+    if bool(none.any()):
+        fallback = w_data[:, candidates]
+        # not even a data row among the candidates: any candidate will do
+        fallback = torch.where(fallback.sum(1, keepdim=True) > 0, fallback, 1.0)
+        seed_w = torch.where(none, fallback, seed_w)
+    first = torch.where(none.squeeze(1), weighted_draw(seed_w, uniforms[:, 0]), seed_w.argmax(1))
+    return kmeans_plus_plus(X[candidates], seed_w, uniforms, first=first)
 
 
-def random_rows(
-    X: torch.Tensor, weights: torch.Tensor, n_kernels: int, generator: torch.Generator
-) -> torch.Tensor:
-    """The plain start: centres at M rows drawn with probability ~ weight."""
-    idx = torch.multinomial(weights, n_kernels, replacement=True, generator=generator)
+def random_rows(X: torch.Tensor, weights: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
+    """The plain start: centres at M rows drawn with probability ~ weight
+    (with replacement; ``uniforms`` (T, M), see :func:`weighted_draw`)."""
+    idx = torch.stack(
+        [weighted_draw(weights, uniforms[:, j]) for j in range(uniforms.shape[1])], dim=1
+    )
     return X[idx]
 
 
@@ -419,6 +443,36 @@ def scale_widths(widths: np.ndarray, stages: np.ndarray) -> np.ndarray:
     return np.array([widths[np.flatnonzero(stages == s)[0]] for s in range(int(stages.max()) + 1)])
 
 
+class Adam:
+    """Adam with ``torch.optim.Adam``'s defaults and update, on given gradients.
+
+    The same arithmetic as torch's single-tensor Adam (betas 0.9 and 0.999,
+    eps 1e-8, no weight decay), without its per-step bookkeeping: a fit
+    takes a few hundred steps on tiny tensors, where that bookkeeping, not
+    the update, is the cost. ``params`` pairs each tensor with its rate.
+    """
+
+    betas = (0.9, 0.999)
+    eps = 1e-8
+
+    def __init__(self, params: Sequence[tuple[torch.Tensor, float]]) -> None:
+        self.params = [(p, float(lr)) for p, lr in params]
+        self.moments = [(torch.zeros_like(p), torch.zeros_like(p)) for p, _ in self.params]
+        self.n_steps = 0
+
+    @torch.no_grad()
+    def step(self, grads: Sequence[torch.Tensor]) -> None:
+        self.n_steps += 1
+        b1, b2 = self.betas
+        correction1 = 1.0 - b1**self.n_steps
+        correction2 = math.sqrt(1.0 - b2**self.n_steps)
+        for (p, lr), (m, v), g in zip(self.params, self.moments, grads):
+            m.lerp_(g, 1.0 - b1)
+            v.mul_(b2).addcmul_(g, g, value=1.0 - b2)
+            denom = (v.sqrt() / correction2).add_(self.eps)
+            p.addcdiv_(m, denom, value=-lr / correction1)
+
+
 @dataclass
 class KernelFit:
     """Result of :func:`train_kernels`: per held width (scale, S of them) and toy (T)."""
@@ -470,17 +524,10 @@ def train_kernels(
     data_rows, ref_rows = row_weights(w_data, w_ref)
     X_aug = _augment(X)
 
-    def optimiser() -> torch.optim.Adam:
-        return torch.optim.Adam(
-            [
-                {
-                    "params": [model.centers],
-                    "lr": learning_rate if center_lr is None else center_lr,
-                },
-                {"params": [model.amplitudes]},
-            ],
-            lr=learning_rate,
-        )
+    center_lr = learning_rate if center_lr is None else center_lr
+
+    def optimiser() -> Adam:
+        return Adam([(model.centers, center_lr), (model.amplitudes, learning_rate)])
 
     opt = optimiser()
     T = model.n_toys
@@ -508,9 +555,7 @@ def train_kernels(
         history[step] = loss.cpu().numpy()
         if stages[step] >= 0:
             keep_best(int(stages[step]), loss)
-        model.centers.grad = g_mu
-        model.amplitudes.grad = g_a
-        opt.step()
+        opt.step((g_mu, g_a))
         with torch.no_grad():
             model.amplitudes.clamp_(0.0 if positive else -clip, clip)
         if callback is not None:

@@ -45,8 +45,10 @@ REFERENCE_MIN_RATIO = 5
 # synthetic reference: size relative to the data, and bounds
 SYNTH_RATIO, SYNTH_MIN, SYNTH_MAX = 5, 1000, 50_000
 # null toys trained together in one tensor program (and shipped to a worker
-# together); fixed, so that results do not depend on n_jobs
-TOY_BATCH = 25
+# together): at least TOY_BATCH, more while a batch's (row, kernel, toy)
+# triples stay within BATCH_TRIPLES, so that small problems run as one
+# program. Set by the problem's size alone, so results do not depend on n_jobs
+TOY_BATCH, BATCH_TRIPLES = 25, 12_000_000
 # rows used to measure the typical distance that sets the width scale
 _DISTANCE_ROWS = 1000
 # levels of f (over [-clip, clip]) at which the toys' per-row excesses are counted
@@ -202,15 +204,20 @@ def _fit_splits(
     Z = torch.from_numpy(problem.Z).to(device)
     omega = torch.from_numpy(problem.omega).to(device)
     gens = [make_generator(seed, device) for seed in seeds]
-    splits_data, splits_ref, init = [], [], []
+    splits_data, splits_ref = [], []
     for gen in gens:
         wd, wr = split_weights(omega, problem.n_d, calibration, gen)
         splits_data.append(wd.unsqueeze(0).repeat(opts.n_restarts, 1))
         splits_ref.append(wr.unsqueeze(0).repeat(opts.n_restarts, 1))
-        if opts.init == "k-means++":
-            init.append(kmeans_plus_plus(Z, splits_data[-1], opts.n_kernels, gen))
-        elif opts.init == "random":
-            init.append(random_rows(Z, splits_data[-1], opts.n_kernels, gen))
+    w_data, w_ref = torch.cat(splits_data), torch.cat(splits_ref)
+
+    def uniforms() -> torch.Tensor:
+        # each split's seeding draws from its own generator (T, M)
+        return torch.cat([
+            torch.rand(opts.n_restarts, opts.n_kernels, generator=gen, device=device)
+            for gen in gens
+        ])
+
     reseed = None
     if opts.init == "excess":
         graph = [
@@ -221,18 +228,18 @@ def _fit_splits(
         # each scale seeded for its own width, where a kernel there would
         # explain the most excess: in high dimension kernels barely travel
         def reseed(width: float) -> torch.Tensor:
-            return torch.cat([
-                excess_seeding(Z, wd, wr, *graph, width, opts.n_kernels, gen)
-                for wd, wr, gen in zip(splits_data, splits_ref, gens)
-            ])
+            return excess_seeding(Z, w_data, w_ref, *graph, width, uniforms())
 
-        init = [reseed(float(scale_widths(problem.widths, problem.stages)[0]))]
-    w_data = torch.cat(splits_data)
+        init = reseed(float(scale_widths(problem.widths, problem.stages)[0]))
+    elif opts.init == "k-means++":
+        init = kmeans_plus_plus(Z, w_data, uniforms())
+    else:
+        init = random_rows(Z, w_data, uniforms())
     fit = train_kernels(
         Z,
         w_data,
-        torch.cat(splits_ref),
-        torch.cat(init),
+        w_ref,
+        init,
         widths=problem.widths,
         stages=problem.stages,
         learning_rate=opts.learning_rate,
@@ -350,12 +357,19 @@ def fit_observed(
     return observed
 
 
+def toy_batch_size(problem: _Problem) -> int:
+    """Null toys per tensor program: :data:`TOY_BATCH`, or more on small problems."""
+    opts = problem.options
+    triples = problem.Z.shape[0] * opts.n_kernels * opts.n_restarts
+    return int(min(max(opts.n_toys, 1), max(TOY_BATCH, BATCH_TRIPLES // triples)))
+
+
 def fit_toys(
     setup: Setup,
     n_jobs: int | None = None,
     on_batch: Callable[[], None] | None = None,
 ) -> ToyFits | None:
-    """Train the null toys in batches of :data:`TOY_BATCH`; None without calibration.
+    """Train the null toys in batches (:func:`toy_batch_size`); None without calibration.
 
     The batches go through ``joblib.Parallel(n_jobs)``, so that a joblib
     backend (e.g. dask's) can spread them over workers. Each toy is seeded
@@ -365,7 +379,8 @@ def fit_toys(
     if setup.calibration is None:
         return None
     seeds = setup.toy_seeds
-    batches = [seeds[i : i + TOY_BATCH] for i in range(0, len(seeds), TOY_BATCH)]
+    size = toy_batch_size(setup.problem)
+    batches = [seeds[i : i + size] for i in range(0, len(seeds), size)]
     losses, histories, excesses = [], [], []
     for loss, history, excess in Parallel(n_jobs=n_jobs, return_as="generator")(
         delayed(_toy_batch)(setup.problem, setup.calibration, batch) for batch in batches
@@ -474,10 +489,10 @@ def run_sparker(
     ``verbose > 0`` a progress bar follows the observed fit's steps, then
     the toys' batches.
     """
-    n_batches = -(-options.n_toys // TOY_BATCH)
+    setup = prepare_test(X, w, R, options, device, seeds)
+    n_batches = -(-options.n_toys // toy_batch_size(setup.problem))
     desc = f"SparKer (observed fit, then {n_batches} batches of toys)"
     with Progress(options.n_steps + n_batches, desc, verbose) as bar:
-        setup = prepare_test(X, w, R, options, device, seeds)
 
         def step_done(step: int, loss: torch.Tensor) -> None:
             # loss holds the observed fit's restarts
