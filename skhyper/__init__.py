@@ -2,6 +2,7 @@
 
 from ._version import __version__
 from .compvae import CompVAEDetector, VMFDetector
+from .latent import LatentEncoder
 from .sparker import SparKerDetector
 
-__all__ = ["CompVAEDetector", "VMFDetector", "SparKerDetector", "__version__"]
+__all__ = ["CompVAEDetector", "LatentEncoder", "SparKerDetector", "VMFDetector", "__version__"]

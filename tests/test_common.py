@@ -3,13 +3,14 @@ parameters (as scikit-learn's own INIT_PARAMS do), SparKer with its defaults."""
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skhyper import CompVAEDetector, SparKerDetector, VMFDetector
+from skhyper import CompVAEDetector, LatentEncoder, SparKerDetector, VMFDetector
 
 from conftest import CHECKS_VAE
 
 ESTIMATORS = [
     CompVAEDetector(**CHECKS_VAE),
     VMFDetector(**CHECKS_VAE),
+    LatentEncoder(CompVAEDetector(**CHECKS_VAE)),
     # the default detector, as a user first meets it (about 20 s of checks)
     SparKerDetector(random_state=0),
 ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from sklearn.utils._chunking import get_chunk_n_rows
 from sklearn.utils._param_validation import (
+    HasMethods,
     Interval,
     StrOptions,
     validate_parameter_constraints,
@@ -15,6 +16,7 @@ from sklearn.utils._param_validation import (
 from sklearn.utils.validation import _check_sample_weight
 
 __all__ = [
+    "HasMethods",
     "Interval",
     "StrOptions",
     "_check_sample_weight",
