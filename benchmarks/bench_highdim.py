@@ -174,7 +174,7 @@ def summarise(case: str, eps: float, m: str, rs: list[dict[str, Any]], offset: i
     pv = T.pvalues(rs)
     return {
         "case": case, "eps": eps, "method": m, "draws": len(rs),
-        "seed_offset": offset, "n_D": N_D, "n_R": N_R,
+        "seed_offset": offset, "n_D": rs[-1]["n_D"], "n_R": rs[-1]["n_R"],
         "d": rs[-1]["d"], "n_permutations": n_perm,
         "power": T.power(pv),
         "median_z": T.z_metrics(pv)[0],
@@ -246,8 +246,8 @@ def main() -> int:
     return 0
 
 
-def highdim_markdown(rows, header) -> str:
-    out = ["## high-dimension two-sample", ""] + [f"{h}  " for h in header] + [""]
+def highdim_markdown(rows, header, title="high-dimension two-sample") -> str:
+    out = [f"## {title}", ""] + [f"{h}  " for h in header] + [""]
     out.append("| case | d | eps | method | power (p < 0.05) | median Z | row AUROC in D | "
                "SparKer top kernel's AUROC | s / draw |")
     out.append("|---|---|---|---|---|---|---|---|---|")
