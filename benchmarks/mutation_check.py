@@ -400,6 +400,30 @@ MUTATIONS: tuple[Mutation, ...] = (
         "contamination='auto' flags 3x over-densities, not 2x",
         ("tests/test_sparker.py",),
     ),
+    Mutation(
+        "adam-no-second-correction",
+        f"{SPK}/kernels.py",
+        "denom = (v.sqrt() / correction2).add_(self.eps)",
+        "denom = v.sqrt().add_(self.eps)",
+        "the fit's Adam drops the bias correction of its second moment",
+        ("tests/test_sparker.py",),
+    ),
+    Mutation(
+        "toy-batches-fixed",
+        f"{SPK}/twosample.py",
+        "max(TOY_BATCH, BATCH_TRIPLES // triples)",
+        "TOY_BATCH",
+        "a small test's toys are split into batches of 25 again",
+        ("tests/test_sparker.py",),
+    ),
+    Mutation(
+        "units-iqr-only",
+        "skhyper/sparker.py",
+        "ratio = np.where(comparable, np.minimum(iqr_ratio, std_ratio), 1.0)",
+        "ratio = np.where(comparable, iqr_ratio, 1.0)",
+        "the units check trusts a mostly-constant feature's IQR alone",
+        ("tests/test_sparker_api.py",),
+    ),
     # -- shared utilities -----------------------------------------------------------
     Mutation(
         "offset-ignores-weights",

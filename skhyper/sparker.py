@@ -268,13 +268,15 @@ class SparKerDetector(BaseTorchDetector):
     the (weighted) medians and spreads of the two samples, a spread being
     the interquartile range divided by 1.349 (the standard deviation where
     that is zero). It raises a ``ValueError`` when on some feature the
-    spreads differ by more than 25 times either way (compared only where
-    both interquartile ranges are positive and each sample has at least 10
-    distinct rows), or the medians are more than 25 times the larger spread
-    apart (features constant in both samples are skipped). Samples that
-    differ by an anomaly, or by a shift of a few spreads, pass; samples
-    that fail are too far apart for the test to say more than that they
-    differ.
+    spreads, and the standard deviations too, differ by more than 25 times
+    either way (compared only where both interquartile ranges are positive
+    and each sample has at least 10 distinct rows; a feature at one value in
+    most rows, such as a blank pixel, can have interquartile ranges far
+    apart by chance, its standard deviations not), or the medians are more
+    than 25 times the larger spread apart (features constant in both
+    samples are skipped). Samples that differ by an anomaly, or by a shift
+    of a few spreads, pass; samples that fail are too far apart for the
+    test to say more than that they differ.
 
     Examples
     --------
@@ -678,9 +680,15 @@ def _check_same_units(
     comparable = (iqr_x > 0) & (iqr_r > 0)
     comparable &= min(X.shape[0], R.shape[0]) >= _UNITS_MIN_ROWS
     with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(
-            comparable, np.maximum(iqr_x / iqr_r, iqr_r / iqr_x), 1.0
+        # a rescaled feature changes its IQR and its std alike; on a feature
+        # with most rows at one value (a blank pixel, a rare count) the IQR of
+        # one sample can be a sliver of the other's by chance alone, while the
+        # stds agree: the smaller of the two ratios is the evidence
+        iqr_ratio = np.maximum(iqr_x / iqr_r, iqr_r / iqr_x)
+        std_ratio = np.where(
+            (std_x > 0) & (std_r > 0), np.maximum(std_x / std_r, std_r / std_x), np.inf
         )
+        ratio = np.where(comparable, np.minimum(iqr_ratio, std_ratio), 1.0)
         larger = np.maximum(spread_x, spread_r)
         offset = np.where(larger > 0, np.abs(med_x - med_r) / larger, 0.0)
     bad = np.flatnonzero((ratio > _UNITS_FACTOR) | (offset > _UNITS_FACTOR))

@@ -187,6 +187,21 @@ def test_samples_in_the_same_units_pass_the_units_check():
         _check_same_units(R[:300] + 30.0, ones(300), R, None)
 
 
+def test_mostly_constant_features_pass_the_units_check():
+    """A feature at one value in most rows (a blank pixel) has an IQR that
+    flickers between samples of one distribution; its spread is judged by the
+    std too, so such samples pass, and a rescaled copy still raises."""
+    def draw(rng, n):
+        return np.c_[rng.normal(size=n), (rng.random(n) < 0.25) * rng.random(n)]
+
+    for seed in range(40):
+        rng = np.random.default_rng(seed)
+        X, R = draw(rng, 1000), draw(rng, 4000)
+        _check_same_units(X, np.ones(1000), R, None)
+    with pytest.raises(ValueError, match="different units"):
+        _check_same_units(X * 30.0, np.ones(1000), R, None)
+
+
 def test_fit_warnings_have_their_classes_and_point_at_the_caller():
     rng = np.random.default_rng(0)
     cols = ["a", "b"]
