@@ -39,8 +39,9 @@ class LatentEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstim
         The fitted clone of ``detector``.
     n_features_in_ : int
         Number of features seen during ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
-        Names of the features seen during ``fit``, when they are all strings.
+    feature_names_in_ : ndarray of str
+        Names of the features seen during ``fit``; defined only when X has
+        feature names that are all strings.
 
     See Also
     --------
