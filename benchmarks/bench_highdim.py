@@ -196,6 +196,22 @@ def line(row: dict[str, Any]) -> str:
             + (f"  ERR {row['errors']}" if row["errors"] else ""))
 
 
+def add_sparker_args(p: argparse.ArgumentParser) -> None:
+    """The permutations, SparKer's extra parameters and its projection stage."""
+    p.add_argument("--n-permutations", type=int, default=50)
+    p.add_argument("--sparker-params", default="{}",
+                   help="JSON of extra SparKerDetector parameters (tuning runs)")
+    p.add_argument("--pca", type=int, default=0,
+                   help="SparKer on the top K principal components of the pooled sample "
+                        "(label-free, so the permutation test stays exact; 0: off)")
+
+
+def sparker_line(params: dict, pca: int) -> str:
+    """The header line naming SparKer's parameters and projection stage."""
+    return ("SparKer parameters: " + (json.dumps(params) if params else "defaults")
+            + (f"; on the top {pca} principal components of the pooled sample" if pca else ""))
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description="high-dimension two-sample benchmark")
     p.add_argument("--data-dir", default=C.default_data_dir())
@@ -205,12 +221,7 @@ def main() -> int:
     p.add_argument("--draws", type=int, default=10)
     p.add_argument("--seed-offset", type=int, default=0,
                    help="draw i uses seed offset + i (the defaults were chosen on 100..)")
-    p.add_argument("--n-permutations", type=int, default=50)
-    p.add_argument("--sparker-params", default="{}",
-                   help="JSON of extra SparKerDetector parameters (tuning runs)")
-    p.add_argument("--pca", type=int, default=0,
-                   help="SparKer on the top K principal components of the pooled sample "
-                        "(a projection stage, for tuning runs; 0: off)")
+    add_sparker_args(p)
     p.add_argument("--tag", default="")
     args = p.parse_args()
     cases = [c.strip() for c in args.cases.split(",") if c.strip()]
@@ -223,9 +234,7 @@ def main() -> int:
         (f"protocol: high-dimension two-sample, N_D = {N_D}, N_R = {N_R}, {args.draws} "
          f"draws per (case, eps) with seeds {seeds[0]}..{seeds[1]}, "
          f"{args.n_permutations} permutations, alpha = {ALPHA}"),
-        "SparKer parameters: " + (json.dumps(params) if params else "defaults")
-        + (f"; on the top {args.pca} principal components of the pooled sample"
-           if args.pca else ""),
+        sparker_line(params, args.pca),
         C.environment_line(),
     ]
     print("\n".join(header), flush=True)

@@ -93,11 +93,7 @@ def main() -> int:
     p.add_argument("--methods", default="sparker,knn,c2st,mmd")
     p.add_argument("--draws", type=int, default=10)
     p.add_argument("--seed-offset", type=int, default=0)
-    p.add_argument("--n-permutations", type=int, default=50)
-    p.add_argument("--sparker-params", default="{}")
-    p.add_argument("--pca", type=int, default=0,
-                   help="SparKer on the top K principal components of the pooled sample "
-                        "(label-free, so the permutation test stays exact; 0: off)")
+    H.add_sparker_args(p)
     p.add_argument("--tag", default="")
     args = p.parse_args()
     classes = [int(c) for c in args.classes.split(",") if c.strip()]
@@ -126,9 +122,7 @@ def main() -> int:
          f"{args.draws} draws per (case, eps) with seeds {offset}..{offset + args.draws - 1}, "
          f"{n_perm} permutations, alpha = {ALPHA}; latent: CompVAEDetector() defaults fitted "
          f"on {N_TRAIN:,} training images of the nine known classes, frozen"),
-        "SparKer parameters: " + (json.dumps(params) if params else "defaults")
-        + (f"; on the top {args.pca} principal components of the pooled sample"
-           if args.pca else ""),
+        H.sparker_line(params, args.pca),
         C.environment_line(),
     ]
     print("\n".join(header), flush=True)

@@ -111,13 +111,18 @@ def power_plot(rows, protocol, tag, plt) -> str | None:
     return name
 
 
+def target_row(name: str, measured: str, ok: bool) -> str:
+    """One row of the targets table."""
+    return f"| {name} | {measured} | {'yes' if ok else 'no'} |"
+
+
 def twosample_targets(rows, proto: str) -> list[str]:
     """Target lines of one two-sample results file; those of a file other than
     ``twosample`` (the fresh draws) name its seeds."""
     out: list[str] = []
 
     def line(name, measured, ok):
-        out.append(f"| {name} | {measured} | {'yes' if ok else 'no'} |")
+        out.append(target_row(name, measured, ok))
 
     label = "two-sample"
     if proto != "twosample":
@@ -199,19 +204,20 @@ def novelty_targets(rows) -> list[str]:
         for c, r in cells:
             best = max(by[(c, 0.03, p)]["power"] for p in peers if (c, 0.03, p) in by)
             wins.append(r["power"] >= best and r["top_kernel_auroc"] >= 0.9)
-        out.append(
-            f"| novelty, {space}, eps = 0.03: SparKer power >= the best peer's and top kernel's "
-            f"row AUROC >= 0.9 on most classes | {sum(wins)} of {len(wins)} classes "
-            f"({', '.join(c.split(':')[1] for (c, _), w in zip(cells, wins) if w) or 'none'}) | "
-            f"{'yes' if 2 * sum(wins) > len(wins) else 'no'} |")
+        met = ", ".join(c.split(":")[1] for (c, _), w in zip(cells, wins) if w) or "none"
+        out.append(target_row(
+            f"novelty, {space}, eps = 0.03: SparKer power >= the best peer's and top kernel's "
+            "row AUROC >= 0.9 on most classes",
+            f"{sum(wins)} of {len(wins)} classes ({met})", 2 * sum(wins) > len(wins)))
         nulls = [by[(c, 0.0, "sparker")] for c in cases if (c, 0.0, "sparker") in by]
         if nulls:
             draws = sum(int(r["draws"]) for r in nulls)
             rejected = sum(r["power"] * r["draws"] for r in nulls)
             bound = int(binom.ppf(0.975, draws, 0.05)) / draws
-            out.append(f"| novelty, {space}: SparKer rejection rate at eps = 0 within binomial "
-                       f"noise of 0.05 | {rejected / draws:.3f} over {draws} draws (bound "
-                       f"{bound:.3f}) | {'yes' if rejected / draws <= bound else 'no'} |")
+            out.append(target_row(
+                f"novelty, {space}: SparKer rejection rate at eps = 0 within binomial noise "
+                "of 0.05", f"{rejected / draws:.3f} over {draws} draws (bound {bound:.3f})",
+                rejected / draws <= bound))
     return out
 
 
@@ -220,7 +226,7 @@ def speed_targets(rows) -> list[str]:
     out: list[str] = []
 
     def line(name, measured, ok):
-        out.append(f"| {name} | {measured} | {'yes' if ok else 'no'} |")
+        out.append(target_row(name, measured, ok))
 
     part = {}
     for r in rows:
@@ -263,7 +269,7 @@ def targets(tag: str) -> list[str]:
         return C.read_csv(path) if os.path.exists(path) else None
 
     def line(name, measured, ok):
-        out.append(f"| {name} | {measured} | {'yes' if ok else 'no'} |")
+        out.append(target_row(name, measured, ok))
 
     peers = ("iforest", "lof", "knn", "knn3", "pyod_vae", "pyod_ae")
     for proto in ("tabular", "embeddings", "fmnist"):

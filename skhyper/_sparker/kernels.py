@@ -364,13 +364,14 @@ def excess_seeding(
     net = w_data - ratio * w_ref  # (T, N)
     excess = (net[:, neighbours] * k).sum(-1).clamp_min(0.0)  # (T, C)
     seed_w = excess * excess
+    first = seed_w.argmax(1)
     none = seed_w.sum(1, keepdim=True) <= 0
     if bool(none.any()):
         fallback = w_data[:, candidates]
         # not even a data row among the candidates: any candidate will do
         fallback = torch.where(fallback.sum(1, keepdim=True) > 0, fallback, 1.0)
         seed_w = torch.where(none, fallback, seed_w)
-    first = torch.where(none.squeeze(1), weighted_draw(seed_w, uniforms[:, 0]), seed_w.argmax(1))
+        first = torch.where(none.squeeze(1), weighted_draw(seed_w, uniforms[:, 0]), first)
     return kmeans_plus_plus(X[candidates], seed_w, uniforms, first=first)
 
 
