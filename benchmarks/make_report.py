@@ -180,11 +180,12 @@ def highdim_targets(rows) -> list[str]:
             continue
         best_p = max(o["power"] for o in others)
         best_a = max(o["row_auroc"] for o in others)
-        out.append(
-            f"| high dimension {case} (d = {int(r['d'])}, eps = {eps:g}): SparKer power and "
-            f"localisation level with the best peer | power {r['power']:.2f} vs {best_p:.2f}; "
-            f"top kernel's row AUROC {r['top_kernel_auroc']:.3f} vs {best_a:.3f} | "
-            f"{'yes' if r['power'] >= best_p and r['top_kernel_auroc'] >= best_a else 'no'} |")
+        out.append(target_row(
+            f"high dimension {case} (d = {int(r['d'])}, eps = {eps:g}): SparKer power and "
+            "localisation level with the best peer",
+            f"power {r['power']:.2f} vs {best_p:.2f}; top kernel's row AUROC "
+            f"{r['top_kernel_auroc']:.3f} vs {best_a:.3f}",
+            r["power"] >= best_p and r["top_kernel_auroc"] >= best_a))
     return out
 
 
