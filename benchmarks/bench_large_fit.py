@@ -44,7 +44,7 @@ iforest = IsolationForest(random_state=0).fit(X)
 iforest.score_samples(X)
 iforest_s = time.perf_counter() - t0
 print(json.dumps({"fit_s": fit_s, "score_s": score_s, "peak_mb": peak_mb,
-                  "iforest_s": iforest_s, "backend": det._bank.backend,
+                  "iforest_s": iforest_s, "backend": det._banks[0].backend,
                   "epochs": det.n_epochs_, "finite": bool(np.isfinite(scores).all())}))
 """
 

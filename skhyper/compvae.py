@@ -157,6 +157,21 @@ class CompVAEDetector(BaseTorchDetector):
     n_iter_no_change : int, default=10
         Checks without improvement before training stops.
 
+    input_noise : float, default=0.0
+        Standard deviation of Gaussian noise added to the scaled training
+        rows, in scaled units (pixel units for images): the network learns to
+        reconstruct the clean row from a corrupted one (a denoising
+        objective). Training only: the held-out rows, the latent bank and
+        every score see clean rows. 0 trains a plain VAE.
+
+    n_estimators : int, default=1
+        Number of VAEs fitted, each from its own seeds (weights, batch order,
+        latent samples, noise) on the same rows. With more than one, the
+        anomaly score is the mean over members of each member's score
+        standardised by the median and interquartile range of its training
+        rows' scores, as bagged detectors average their members. Fit and
+        score cost grow in proportion.
+
     class_conditional : bool, default=False
         If True, ``fit(X, y)`` takes in-distribution class labels: each class
         gathers around its own axis of the latent (batches are stratified so
@@ -193,8 +208,11 @@ default="auto"
 
     Attributes
     ----------
+    models_ : list of torch.nn.Module
+        The ``n_estimators`` fitted VAEs.
     model_ : torch.nn.Module
-        The fitted VAE in eval mode: trained in float32, converted to float64
+        The first of ``models_`` (the only one when ``n_estimators=1``): the
+        fitted VAE in eval mode: trained in float32, converted to float64
         for rows (a row's score then does not depend on the batch); conv nets
         stay float32 (10x faster) and run every inference chunk at the batch
         size fitted with (the last one padded), so that a row's score does not
@@ -207,13 +225,14 @@ default="auto"
     n_neighbors_ : int
         The ``n_neighbors`` fitted with, likewise.
     n_epochs_ : int
-        Epochs trained (fewer than planned when early stopping ends training).
+        Epochs trained by ``model_`` (fewer than planned when early stopping
+        ends training).
     device_ : torch.device
         Device the model was fitted on.
     offset_ : float
         ``decision_function = score_samples - offset_``.
     history_ : dict of list
-        Per-epoch mean of ``loss``, ``reconstruction``, ``regulariser`` and
+        ``model_``'s per-epoch mean of ``loss``, ``reconstruction``, ``regulariser`` and
         its parts; ``beta`` is the regulariser's weight, ``validation`` the
         held-out reconstruction error (second phase, with early stopping).
     classes_ : ndarray
@@ -256,21 +275,24 @@ default="auto"
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "input_noise": [Interval(Real, 0, None, closed="left")],
+        "n_estimators": [Interval(Integral, 1, None, closed="left")],
         "class_conditional": ["boolean"],
         "scaling": [StrOptions({"auto", "none", *TRANSFORMS})],
     }
 
-    _device_attributes = ("model_", "_bank")
+    _device_attributes = ("models_", "_banks")
     _fitted_attributes = (
         *BaseTorchDetector._fitted_attributes,
-        "model_",
+        "models_",
         "transform_",
         "anomaly_score_",
         "n_neighbors_",
         "_batch_size",
-        "_bank",
+        "_banks",
         "_training_rows",
         "_part_scales",
+        "_member_scales",
     )
 
     def __init__(
@@ -293,6 +315,8 @@ default="auto"
         early_stopping: bool = True,
         validation_fraction: float = 0.1,
         n_iter_no_change: int = 10,
+        input_noise: float = 0.0,
+        n_estimators: int = 1,
         class_conditional: bool = False,
         scaling: str = "auto",
         contamination: str | float = "auto",
@@ -317,6 +341,8 @@ default="auto"
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
+        self.input_noise = input_noise
+        self.n_estimators = n_estimators
         self.class_conditional = class_conditional
         self.scaling = scaling
         self.contamination = contamination
@@ -378,96 +404,139 @@ default="auto"
         Z = self._scaled(X)
         sigmoid = image_shape is not None and X.min() >= 0 and X.max() <= 1
         compression = self._compression()
-        model = build_module(
-            lambda: build_vae(
-                n_features,
-                self.latent_dim,
-                hidden,
-                image_shape,
-                sigmoid,
-                channels=channels,
-                spherical=compression != "gaussian",
-            ),
-            make_generator(init_seed),
-        ).to(device)
-        if image_shape is not None and device.type == "cpu":
-            model = model.to(memory_format=torch.channels_last)
-        regulariser = (
-            GaussianKL()
-            if compression == "gaussian"
-            else HypersphericalRegulariser(self.latent_dim, compression, self.sigma_angle_gain)
-        ).to(device)
-
         train_rows, val_rows = self._validation_split(n_samples, split_seed)
         Z_t = to_tensor(Z, device, dtype=torch.float32)
+        Z_train = Z_t if val_rows is None else Z_t[torch.as_tensor(train_rows, device=device)]
         train_labels = None if labels is None else labels[train_rows]
-        validation = None
-        if val_rows is not None:
-            Z_val = Z_t[torch.as_tensor(val_rows, device=device)]
-
-            def validation() -> float:
-                x_hat = model.decode_mean(model.encode(Z_val)[0])
-                return float(row_reconstruction_error(x_hat, Z_val).mean())
-
+        Z_val = None if val_rows is None else Z_t[torch.as_tensor(val_rows, device=device)]
         per_epoch = n_batches(len(train_rows), self.batch_size, train_labels)
         epochs = auto_epochs(per_epoch) if self.epochs == "auto" else self.epochs
-        with Progress(epochs, "CompVAE", self.verbose) as bar:
-            history = train_vae(
-                model,
-                regulariser,
-                Z_t if val_rows is None else Z_t[torch.as_tensor(train_rows, device=device)],
-                train_labels,
-                len(classes),
-                epochs=epochs,
-                batches_per_epoch=per_epoch,
-                learning_rate=self.learning_rate,
-                kl_target=self.kl_target,
-                generator=make_generator(sample_seed, device),
-                rng=np.random.default_rng(batch_seed),
-                schedule_kind=self.schedule,
-                validation=validation,
-                n_iter_no_change=self.n_iter_no_change,
-                on_epoch=lambda m: bar.update(postfix=f"loss={m['loss']:.4g}"),
-            )
-        # Rows infer in float64: float32 kernels change a row's result with the
-        # batch's shape (~1e-6 relative), and scores must not depend on the
-        # other rows. Conv nets infer in float32 (10x faster on a CPU) and
-        # accept that round-off.
-        if image_shape is None:
-            model = model.double()
-        model = model.eval()
-        for p in model.parameters():
-            p.requires_grad_(False)
+
+        def train_member(seeds: tuple[int, int, int], name: str) -> tuple[Any, dict]:
+            member_init, member_sample, member_batch = seeds
+            model = build_module(
+                lambda: build_vae(
+                    n_features,
+                    self.latent_dim,
+                    hidden,
+                    image_shape,
+                    sigmoid,
+                    channels=channels,
+                    spherical=compression != "gaussian",
+                ),
+                make_generator(member_init),
+            ).to(device)
+            if image_shape is not None and device.type == "cpu":
+                model = model.to(memory_format=torch.channels_last)
+            regulariser = (
+                GaussianKL()
+                if compression == "gaussian"
+                else HypersphericalRegulariser(
+                    self.latent_dim, compression, self.sigma_angle_gain
+                )
+            ).to(device)
+            validation = None
+            if Z_val is not None:
+
+                def validation() -> float:
+                    x_hat = model.decode_mean(model.encode(Z_val)[0])
+                    return float(row_reconstruction_error(x_hat, Z_val).mean())
+
+            with Progress(epochs, name, self.verbose) as bar:
+                history = train_vae(
+                    model,
+                    regulariser,
+                    Z_train,
+                    train_labels,
+                    len(classes),
+                    epochs=epochs,
+                    batches_per_epoch=per_epoch,
+                    learning_rate=self.learning_rate,
+                    kl_target=self.kl_target,
+                    generator=make_generator(member_sample, device),
+                    rng=np.random.default_rng(member_batch),
+                    schedule_kind=self.schedule,
+                    validation=validation,
+                    n_iter_no_change=self.n_iter_no_change,
+                    input_noise=self.input_noise,
+                    on_epoch=lambda m: bar.update(postfix=f"loss={m['loss']:.4g}"),
+                )
+            # Rows infer in float64: float32 kernels change a row's result with the
+            # batch's shape (~1e-6 relative), and scores must not depend on the
+            # other rows. Conv nets infer in float32 (10x faster on a CPU) and
+            # accept that round-off.
+            if image_shape is None:
+                model = model.double()
+            model = model.eval()
+            for p in model.parameters():
+                p.requires_grad_(False)
+            return model, history
+
+        # member 0 keeps the seeds of a single model; the others draw their own
+        member_seeds = [(init_seed, sample_seed, batch_seed)] + [
+            tuple(spawn_seeds(context.seeds, 3)) for _ in range(self.n_estimators - 1)
+        ]
+        models, histories = [], []
+        for i, seeds in enumerate(member_seeds):
+            name = "CompVAE" if self.n_estimators == 1 else f"CompVAE {i + 1}/{self.n_estimators}"
+            model, history = train_member(seeds, name)  # type: ignore[arg-type]
+            models.append(model)
+            histories.append(history)
 
         # scoring reads these fitted copies, so set_params after fit changes nothing
         self.anomaly_score_ = self.anomaly_score
         self.n_neighbors_ = self.n_neighbors
         self._batch_size = self.batch_size
-        self.model_ = model
-        self.history_ = history
-        self.n_epochs_ = len(history["loss"])
+        self.models_ = models
+        self.history_ = histories[0]
+        self.n_epochs_ = len(histories[0]["loss"])
         if classes is not None:
             self.classes_ = classes
-        # one pass over the training rows gives the bank and their reconstruction errors
-        # the phases after training take minutes on large data: each has its bar
-        n_chunks = -(-n_samples // self._batch_size)
-        with Progress(n_chunks, "CompVAE: encoding the training rows", self.verbose) as bar:
-            mu, rec = self._encode(Z, device, on_batch=bar.update)
+        self._training_rows = TrainingRows(X, index_seed)
         backend = resolve_backend(self.knn_backend, n_samples)
-        with Progress(1, f"CompVAE: latent bank ({backend})", self.verbose) as bar:
-            self._bank = LatentBank(mu.float(), backend, self.n_neighbors, index_seed)
-            self._training_rows = TrainingRows(X, index_seed)
-            bar.update()
-        steps = n_chunks if backend == "exact" else 1
-        with Progress(steps, "CompVAE: leave-one-out scores", self.verbose) as bar:
-            knn = self._bank.leave_one_out_distance(
-                self.n_neighbors_,
-                self._batch_size,
-                self._max_pairs(self._batch_size),
-                on_batch=bar.update,
+        n_chunks = -(-n_samples // self._batch_size)
+        self._banks, self._part_scales, self._member_scales = [], [], []
+        member_scores = []
+        for model in models:
+            # one pass over the training rows gives the bank and their reconstruction
+            # errors; the phases after training take minutes on large data: each has its bar
+            with Progress(n_chunks, "CompVAE: encoding the training rows", self.verbose) as bar:
+                mu, rec = self._encode(model, Z, device, on_batch=bar.update)
+            with Progress(1, f"CompVAE: latent bank ({backend})", self.verbose) as bar:
+                bank = LatentBank(mu.float(), backend, self.n_neighbors, index_seed)
+                bar.update()
+            steps = n_chunks if backend == "exact" else 1
+            with Progress(steps, "CompVAE: leave-one-out scores", self.verbose) as bar:
+                knn = bank.leave_one_out_distance(
+                    self.n_neighbors_,
+                    self._batch_size,
+                    self._max_pairs(len(bank), self._batch_size),
+                    on_batch=bar.update,
+                )
+            scales = {"knn": _robust_scale(knn), "reconstruction": _robust_scale(rec)}
+            self._banks.append(bank)
+            self._part_scales.append(scales)
+            self._member_scales.append(
+                {name: _robust_scale(_combine(knn, rec, name, scales)) for name in SCORES}
             )
-        self._part_scales = {"knn": _robust_scale(knn), "reconstruction": _robust_scale(rec)}
-        return -self._combine(knn, rec, self.anomaly_score_), None
+            member_scores.append(_combine(knn, rec, self.anomaly_score_, scales))
+        return -self._average(member_scores, self.anomaly_score_), None
+
+    @property
+    def model_(self) -> torch.nn.Module:
+        """The first member's VAE (the only one when ``n_estimators=1``)."""
+        return self.models_[0]
+
+    def _average(self, member_scores: list[np.ndarray], anomaly_score: str) -> np.ndarray:
+        """The anomaly score: a single model's own, or the members' mean
+        standardised score (median and IQR of each member's training scores)."""
+        if len(member_scores) == 1:
+            return member_scores[0]
+        standardised = [
+            (score - scales[anomaly_score][0]) / scales[anomaly_score][1]
+            for score, scales in zip(member_scores, self._member_scales)
+        ]
+        return np.mean(standardised, axis=0)
 
     def _validation_split(
         self, n_samples: int, seed: int
@@ -481,18 +550,6 @@ default="auto"
             return everything, None  # every class must stay in every batch
         perm = np.random.default_rng(seed).permutation(n_samples)
         return np.sort(perm[n_val:]), np.sort(perm[:n_val])
-
-    def _combine(self, knn: np.ndarray, rec: np.ndarray, anomaly_score: str) -> np.ndarray:
-        """The anomaly score (higher = more anomalous) from its two parts."""
-        if anomaly_score == "knn":
-            return knn
-        if anomaly_score == "reconstruction":
-            return rec
-        (k_loc, k_scale), (r_loc, r_scale) = (
-            self._part_scales["knn"],
-            self._part_scales["reconstruction"],
-        )
-        return (knn - k_loc) / k_scale + (rec - r_loc) / r_scale
 
     def _check_hidden(self) -> tuple[int, ...]:
         hidden = tuple(self.hidden_layer_sizes)
@@ -562,11 +619,15 @@ default="auto"
         return np.clip(Z, -limit, limit)
 
     def _encode(
-        self, Z: np.ndarray, device: torch.device, on_batch: Callable[[], object] | None = None
+        self,
+        model: torch.nn.Module,
+        Z: np.ndarray,
+        device: torch.device,
+        on_batch: Callable[[], object] | None = None,
     ) -> tuple[torch.Tensor, np.ndarray]:
         """Latent means (on ``device``) and reconstruction errors of scaled rows."""
         mus, recs = [], []
-        dtype = next(self.model_.parameters()).dtype
+        dtype = next(model.parameters()).dtype
         # float32 kernels pick their algorithm by the batch's shape, so a row's
         # result would depend on how many rows come with it: run every chunk at
         # one fixed size, the last one padded
@@ -578,18 +639,19 @@ default="auto"
                 if fixed and n < self._batch_size:
                     pad = zb.new_zeros((self._batch_size - n, *zb.shape[1:]))
                     zb = torch.cat([zb, pad])
-                mu = self.model_.encode(zb)[0]
-                x_hat = self.model_.decode_mean(mu)
+                mu = model.encode(zb)[0]
+                x_hat = model.decode_mean(mu)
                 mus.append(mu[:n])
                 recs.append(row_reconstruction_error(x_hat[:n], zb[:n]).double().cpu().numpy())
                 if on_batch is not None:
                     on_batch()
         return torch.cat(mus), np.concatenate(recs)
 
-    def _max_pairs(self, n_queries: int) -> int:
+    @staticmethod
+    def _max_pairs(n_bank: int, n_queries: int) -> int:
         """Pairwise distances per kNN chunk, within scikit-learn's ``working_memory``."""
-        rows = get_chunk_n_rows(row_bytes=4 * len(self._bank), max_n_rows=max(n_queries, 1))
-        return rows * len(self._bank)
+        rows = get_chunk_n_rows(row_bytes=4 * n_bank, max_n_rows=max(n_queries, 1))
+        return rows * n_bank
 
     def score_samples(self, X: Any) -> np.ndarray:
         """Opposite of the anomaly score chosen by ``anomaly_score``.
@@ -639,17 +701,26 @@ default=("knn", "reconstruction", "combined")
         out = {name: np.empty(X.shape[0], dtype=np.float64) for name in anomaly_scores}
         with cpu_threads():
             for sl in gen_batches(X.shape[0], self._batch_size):
-                mu, rec = self._encode(self._scaled(X[sl]), device)
+                Z = self._scaled(X[sl])
                 own = self._training_rows.find(X[sl])
-                knn = self._bank.mean_distance(
-                    mu, self.n_neighbors_, own, self._max_pairs(len(mu))
-                )
+                parts = []
+                for model, bank in zip(self.models_, self._banks):
+                    mu, rec = self._encode(model, Z, device)
+                    pairs = self._max_pairs(len(bank), len(mu))
+                    parts.append((bank.mean_distance(mu, self.n_neighbors_, own, pairs), rec))
                 for name in anomaly_scores:
-                    out[name][sl] = -self._combine(knn, rec, name)
+                    member_scores = [
+                        _combine(knn, rec, name, scales)
+                        for (knn, rec), scales in zip(parts, self._part_scales)
+                    ]
+                    out[name][sl] = -self._average(member_scores, name)
         return out
 
     def transform_latent(self, X: Any) -> np.ndarray:
         """Latent means of X (the space the kNN score is computed in).
+
+        With ``n_estimators > 1``, the latent means of the first member,
+        ``model_`` (each member has its own latent space).
 
         Parameters
         ----------
@@ -662,12 +733,27 @@ default=("knn", "reconstruction", "combined")
         """
         X = self._validate_predict_data(X)
         with cpu_threads():
-            mu = self._encode(self._scaled(X), self._inference_device())[0]
+            mu = self._encode(self.model_, self._scaled(X), self._inference_device())[0]
         return mu.double().cpu().numpy()
 
     def _auto_offset(self, train_scores: np.ndarray) -> float:
         q1, q3 = np.percentile(-train_scores, [25, 75])
         return -(q3 + 1.5 * (q3 - q1))
+
+
+def _combine(
+    knn: np.ndarray,
+    rec: np.ndarray,
+    anomaly_score: str,
+    scales: dict[str, tuple[float, float]],
+) -> np.ndarray:
+    """One model's anomaly score (higher = more anomalous) from its two parts."""
+    if anomaly_score == "knn":
+        return knn
+    if anomaly_score == "reconstruction":
+        return rec
+    (k_loc, k_scale), (r_loc, r_scale) = scales["knn"], scales["reconstruction"]
+    return (knn - k_loc) / k_scale + (rec - r_loc) / r_scale
 
 
 def _robust_scale(values: np.ndarray) -> tuple[float, float]:

@@ -117,13 +117,13 @@ def test_other_version_same_format_warns(fitted):
 
 def test_only_declared_attributes_move_with_the_device(fitted, monkeypatch):
     _, vae, sparker = fitted
-    assert CompVAEDetector._device_attributes == ("model_", "_bank")
+    assert CompVAEDetector._device_attributes == ("models_", "_banks")
     assert SparKerDetector._device_attributes == ()
     # unpickle as if the fitted device were a "meta" device usable here
     monkeypatch.setattr("skhyper._utils.base.usable_device", lambda device: torch.device("meta"))
     moved_vae = pickle.loads(pickle.dumps(vae))
     assert next(moved_vae.model_.parameters()).device.type == "meta"
-    assert moved_vae._bank.latents.device.type == "meta"
+    assert moved_vae._banks[0].latents.device.type == "meta"
     moved_sparker = pickle.loads(pickle.dumps(sparker))
     assert moved_sparker.kernels_.centers.device.type == "cpu"
     # the live estimator is left where it was
@@ -172,6 +172,8 @@ OTHER_VALUES = {
     "early_stopping": False,
     "validation_fraction": 0.5,
     "n_iter_no_change": 1,
+    "input_noise": 0.7,
+    "n_estimators": 7,
     "class_conditional": True,
     "scaling": "robust",
     "contamination": 0.3,
@@ -218,7 +220,7 @@ def test_set_params_after_fit_changes_nothing_until_the_next_fit():
             np.testing.assert_array_equal(changed.predict(X), labels, err_msg=name)
 
 
-@pytest.mark.parametrize("drop", ["_bank", "offset_", "kernels_", "n_neighbors", "n_kernels"])
+@pytest.mark.parametrize("drop", ["_banks", "offset_", "kernels_", "n_neighbors", "n_kernels"])
 def test_unpickling_an_incomplete_state_names_what_is_missing(drop):
     for det, _ in _fitted_detectors():
         state = det.__getstate__()

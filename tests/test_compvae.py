@@ -20,7 +20,7 @@ from sklearn.metrics import roc_auc_score
 import skhyper.compvae as compvae
 from skhyper import CompVAEDetector, VMFDetector
 from skhyper._utils.runtime import build_module, make_generator
-from skhyper._vae.networks import MLPDecoder, MLPEncoder
+from skhyper._vae.networks import ConvEncoder, MLPDecoder, MLPEncoder
 from skhyper.compvae import INPUT_CLIP, _robust_scale
 
 from conftest import FAST_VAE, SMALL, blobs
@@ -76,7 +76,7 @@ def test_reconstruction_and_combined_scores():
     np.testing.assert_allclose(det.score_samples(Q), -rec, rtol=1e-10)
     knn = -clone(det).set_params(anomaly_score="knn").fit(X).score_samples(Q)
     comb = clone(det).set_params(anomaly_score="combined").fit(X)
-    (k_loc, k_scale), (r_loc, r_scale) = comb._part_scales.values()
+    (k_loc, k_scale), (r_loc, r_scale) = comb._part_scales[0].values()
     np.testing.assert_allclose(
         comb.score_samples(Q), -((knn - k_loc) / k_scale + (rec - r_loc) / r_scale), rtol=1e-6
     )
@@ -442,7 +442,7 @@ def test_early_stopping_ends_training_on_the_held_out_rows():
     full = CompVAEDetector(**{**params, "early_stopping": False}).fit(X)
     assert full.n_epochs_ == 200 and "validation" not in full.history_
     # every training row is in the bank, held-out rows too
-    assert len(det._bank) == len(X)
+    assert len(det._banks[0]) == len(X)
 
 
 # -- 9. CUDA -----------------------------------------------------------------------------------
@@ -546,11 +546,12 @@ def test_approximate_backend_takes_any_random_state(random_state):
         **{**SMALL, "epochs": 2, "knn_backend": "pynndescent", "random_state": random_state}
     ).fit(X)
     exact = copy.deepcopy(det)
-    exact._bank = type(det._bank)(det._bank.latents, "exact", det.n_neighbors_, 0)
+    bank = det._banks[0]
+    exact._banks = [type(bank)(bank.latents, "exact", det.n_neighbors_, 0)]
     # leave-one-out training scores from the index's graph, equal to exact search's
     np.testing.assert_allclose(
-        det._bank.leave_one_out_distance(3, 64),
-        exact._bank.leave_one_out_distance(3, 64),
+        bank.leave_one_out_distance(3, 64),
+        exact._banks[0].leave_one_out_distance(3, 64),
         rtol=1e-5,
     )
     assert np.isfinite(det.score_samples(X)).all()
@@ -632,3 +633,55 @@ def test_no_early_stopping_without_two_rows_to_hold_out():
         assert val_rows is None
         np.testing.assert_array_equal(train_rows, everything)
     assert CompVAEDetector(validation_fraction=0.2)._validation_split(10, seed=0)[1].size == 2
+
+
+# -- ensembles and the network choice ------------------------------------------------------
+
+
+def _member_score(det, model, bank, scales, Q, knn=None):
+    """One member's combined anomaly score of Q, from its model and bank (by hand)."""
+    Z = torch.from_numpy(det.transform_.transform(Q))
+    mu = model.encode(Z)[0]
+    rec = ((model.decode_mean(mu) - Z) ** 2).sum(1).numpy()
+    if knn is None:
+        knn = torch.cdist(mu, bank.latents.double()).topk(3, largest=False).values.mean(1)
+        knn = knn.numpy()
+    (k_loc, k_scale), (r_loc, r_scale) = scales["knn"], scales["reconstruction"]
+    return (knn - k_loc) / k_scale + (rec - r_loc) / r_scale
+
+
+def test_ensemble_members_differ_and_their_standardised_scores_are_averaged():
+    X = blobs()
+    Q = np.r_[X[:5] + 2.0, X[:5] - 3.0]  # not training rows: no own entry to leave out
+    single = CompVAEDetector(**SMALL).fit(X)
+    det = CompVAEDetector(**{**SMALL, "n_estimators": 3}).fit(X)
+    assert len(det.models_) == len(det._banks) == 3 and det.model_ is det.models_[0]
+    weights = [torch.cat([p.flatten() for p in m.parameters()]) for m in det.models_]
+    assert not torch.equal(weights[0], weights[1]) and not torch.equal(weights[1], weights[2])
+    # the first member is the single model's fit
+    assert torch.equal(weights[0], torch.cat([p.flatten() for p in single.model_.parameters()]))
+    members = list(zip(det.models_, det._banks, det._part_scales))
+    test = [_member_score(det, m, b, s, Q) for m, b, s in members]
+    np.testing.assert_allclose(test[0], -single.score_samples(Q), rtol=1e-6)
+    train = [
+        _member_score(det, m, b, s, X, knn=b.leave_one_out_distance(3, 64)) for m, b, s in members
+    ]
+    np.testing.assert_allclose(train[0], -single._train_scores, rtol=1e-6)
+    # each member is standardised by the median and IQR of its own training scores
+    scales = [_robust_scale(t) for t in train]
+    for (loc, scale), fitted in zip(scales, det._member_scales):
+        assert fitted["combined"] == pytest.approx((loc, scale))
+    for scores, rows in ((det.score_samples(Q), test), (det._train_scores, train)):
+        expected = np.mean([(r - loc) / scale for r, (loc, scale) in zip(rows, scales)], axis=0)
+        np.testing.assert_allclose(scores, -expected, rtol=1e-6, atol=1e-9)
+    np.testing.assert_array_equal(
+        pickle.loads(pickle.dumps(det)).score_samples(Q), det.score_samples(Q)
+    )
+
+
+def test_image_shape_chooses_the_conv_net_and_rows_the_mlp():
+    X = load_digits().data[:120] / 16.0
+    conv = CompVAEDetector(image_shape=(1, 8, 8), latent_dim=4, epochs=1, random_state=0).fit(X)
+    mlp = CompVAEDetector(latent_dim=4, epochs=1, random_state=0).fit(X)
+    assert isinstance(conv.model_.encoder, ConvEncoder)
+    assert isinstance(mlp.model_.encoder, MLPEncoder)

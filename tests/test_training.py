@@ -132,3 +132,52 @@ def test_early_stopping_needs_a_relative_fall_of_tol():
     # falls of 2 tol each are improvements: training runs to the end
     history, n_calls = _train_with_validation(lambda i: (1.0 - 2e-3) ** i, 2)
     assert n_calls == 10 and len(history["loss"]) == 20
+
+
+# -- the denoising objective --------------------------------------------------------------
+
+
+def test_input_noise_corrupts_the_model_input_only_in_training(monkeypatch):
+    """With ``input_noise`` the network sees corrupted rows while training, the
+    reconstruction target stays the clean rows, and scoring sees clean rows."""
+    import skhyper._vae.networks as N
+    import skhyper._vae.training as T
+
+    X = blobs(n=200)
+    seen = {"inputs": [], "targets": []}
+    real_error, real_forward = T.reconstruction_error, N.SphericalVAE.forward
+
+    def recording_error(x_hat, x):
+        seen["targets"].append(x.detach().clone())
+        return real_error(x_hat, x)
+
+    def recording_forward(model, x, generator):
+        seen["inputs"].append(x.detach().clone())
+        return real_forward(model, x, generator)
+
+    monkeypatch.setattr(T, "reconstruction_error", recording_error)
+    monkeypatch.setattr(N.SphericalVAE, "forward", recording_forward)
+    det = CompVAEDetector(**{**SMALL, "epochs": 2, "early_stopping": False, "input_noise": 0.5})
+    det.fit(X)
+    Z = torch.as_tensor(det.transform_.transform(X), dtype=torch.float32)
+    rows = {tuple(r) for r in Z.numpy().round(5)}
+    assert seen["inputs"] and len(seen["inputs"]) == len(seen["targets"])
+    for x_in, target in zip(seen["inputs"], seen["targets"]):
+        # targets are clean training rows; inputs differ from them by noise of std 0.5
+        assert all(tuple(r) in rows for r in target.numpy().round(5))
+        assert (x_in - target).std().item() == pytest.approx(0.5, rel=0.15)
+    # inference is noise-free: scores are repeatable and equal the clean-row reconstruction
+    Zd = torch.from_numpy(det.transform_.transform(X[:5]))
+    rec = ((det.model_.decode_mean(det.model_.encode(Zd)[0]) - Zd) ** 2).sum(1).numpy()
+    variants = det.score_variants(X[:5], ("reconstruction",))
+    np.testing.assert_allclose(variants["reconstruction"], -rec, rtol=1e-10)
+    np.testing.assert_array_equal(det.score_samples(X), det.score_samples(X))
+
+
+def test_input_noise_changes_the_fit_and_zero_is_the_plain_vae():
+    X = blobs(n=200)
+    plain = CompVAEDetector(**SMALL).fit(X)
+    noisy = CompVAEDetector(**{**SMALL, "input_noise": 0.3}).fit(X)
+    zero = CompVAEDetector(**{**SMALL, "input_noise": 0.0}).fit(X)
+    np.testing.assert_array_equal(zero.score_samples(X), plain.score_samples(X))
+    assert not np.array_equal(noisy.score_samples(X), plain.score_samples(X))

@@ -40,7 +40,7 @@ from .runtime import (
 F = TypeVar("F", bound=Callable[..., Any])
 
 # Bumped whenever fitted attributes change in a way old pickles cannot follow.
-PICKLE_FORMAT = 3
+PICKLE_FORMAT = 4
 
 
 class IncompatiblePickleError(ValueError):

@@ -179,6 +179,8 @@ def cpu_copy(value: Any) -> Any:
     Modules are deep-copied before moving (``Module.to`` works in place);
     other objects may define ``to(device)`` returning a moved copy.
     """
+    if isinstance(value, list):
+        return [cpu_copy(v) for v in value]
     if isinstance(value, nn.Module):
         return value if _on_cpu(value) else copy.deepcopy(value).cpu()
     if isinstance(value, torch.Tensor):
@@ -190,6 +192,8 @@ def cpu_copy(value: Any) -> Any:
 
 def move_to(value: Any, device: torch.device) -> Any:
     """``value`` on ``device`` (modules in place; fine for freshly unpickled state)."""
+    if isinstance(value, list):
+        return [move_to(v, device) for v in value]
     if isinstance(value, (nn.Module, torch.Tensor)):
         return value.to(device)
     if hasattr(value, "to") and callable(value.to):

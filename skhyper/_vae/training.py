@@ -116,6 +116,7 @@ def train_vae(
     validation: Callable[[], float] | None = None,
     n_iter_no_change: int = 10,
     tol: float = 1e-3,
+    input_noise: float = 0.0,
     on_epoch: Callable[[dict[str, float]], None] | None = None,
 ) -> dict[str, list[float]]:
     """Train ``model`` in place; return the per-epoch means of the loss parts.
@@ -130,6 +131,11 @@ def train_vae(
     least ``VALIDATION_STEPS`` steps separate two calls), training stops once
     that loss has not fallen by a relative ``tol`` for ``n_iter_no_change``
     calls; the first phase (the regulariser's ramp) always runs in full.
+
+    With ``input_noise > 0`` the model sees each training batch with
+    Gaussian noise of that standard deviation added, and is scored on
+    reconstructing the clean batch (a denoising objective); the noise is
+    drawn from ``generator`` and only here, never at inference.
     """
     device = X.device
     opt = torch.optim.Adam(model.parameters(), lr=learning_rate, fused=True)
@@ -157,7 +163,11 @@ def train_vae(
             idx_t = torch.as_tensor(idx, device=device)
             xb = X[idx_t]
             lb = None if labels_t is None else labels_t[idx_t]
-            mu, sigma, x_hat = model(xb, generator)
+            x_in = xb
+            if input_noise > 0:
+                noise = torch.randn(xb.shape, generator=generator, device=device, dtype=xb.dtype)
+                x_in = xb + input_noise * noise
+            mu, sigma, x_hat = model(x_in, generator)
             rec = reconstruction_error(x_hat, xb)
             reg = regulariser(mu, sigma, sched.weights, lb, n_classes)
             if beta is None:
