@@ -45,12 +45,13 @@ def fit_scores(Xtr, Xte, yte, steps, **params):
     return out, seconds
 
 
-def tuning_sets(data_dir, folder):
+def tuning_sets(data_dir, folder, seed=SEED):
+    """(name, split) of every third set of ``folder``, split with ``seed``."""
     path = os.path.join(data_dir, folder)
     files = sorted(f for f in os.listdir(path) if f.endswith(".npz"))
     for f in files[::3]:
         X, y = C.load_npz(os.path.join(path, f))
-        yield f[:-4], one_class_split(X, y, seed=SEED)
+        yield f[:-4], one_class_split(X, y, seed=seed)
 
 
 def study_table(title, configs, results, if_seconds=None):
