@@ -363,6 +363,12 @@ def targets(tag: str) -> list[str]:
              "of the pixel peers", f"{by['compvae_cc']:.3f} vs {C.LABELS[best]} "
              f"{by[best]:.3f} ({by['compvae_cc'] - by[best]:+.3f})",
              by["compvae_cc"] > by[best])
+        if "compvae_cc_knn" in by:
+            line("class-conditional, the paper's kNN score: CompVAE (class-conditional) ahead "
+                 "of pixel kNN", f"{by['compvae_cc_knn']:.3f} vs {by['knn']:.3f} "
+                 f"({by['compvae_cc_knn'] - by['knn']:+.3f}; vMF "
+                 f"{by.get('vmf_cc_knn', float('nan')):.3f})",
+                 by["compvae_cc_knn"] > by["knn"])
     for proto in TWOSAMPLE:
         rows = load(proto)
         if rows is None:

@@ -182,6 +182,10 @@ def test_compvae_and_vmf_quick(capsys):
     out = capsys.readouterr().out
     assert rc == 0, out
     assert "CompVAEDetector" in out and "VMFDetector" in out
+    # the output says which network and score the VAE rows use
+    settings = next(line for line in out.splitlines() if line.startswith("settings:"))
+    assert "MLP on the flat rows" in settings and "anomaly_score='combined'" in settings
+    assert "CompVAE, reconstruction score" in out
 
 
 @pytest.mark.skipif(not _has("skhyper.sparker"), reason="skhyper.sparker not present")
