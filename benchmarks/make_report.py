@@ -25,8 +25,9 @@ DOC = os.path.join(C.REPO, "doc")
 IMG = os.path.join(DOC, "img")
 PROTOCOLS = ["tabular", "embeddings", "fmnist", "fmnist_conv", "classcond", "embeddings_paper",
              "fmnist_paper", "tune_compvae", "ablation_compvae", "ablation_compvae_conv",
-             "ablation_compvae_digits", "tabular_recheck", "conv_scoring", "sparker_tuning", "step_cost", "twosample",
-             "twosample_fresh", "twosample_fresh_robust", "highdim", "novelty", "sparker_speed",
+             "ablation_compvae_digits", "tabular_recheck", "conv_scoring", "sparker_tuning",
+             "step_cost", "twosample", "twosample_fresh", "twosample_fresh_robust", "highdim",
+             "novelty", "sparker_speed",
              "knn_backends", "memory", "large_fit", "threads", "dask_scale"]
 # two-sample results files: the draws SparKer's defaults were chosen on, and a run
 # on fresh draws (bench_twosample.py --seed-offset 1000 --tag fresh)
