@@ -424,6 +424,47 @@ MUTATIONS: tuple[Mutation, ...] = (
         "the units check trusts a mostly-constant feature's IQR alone",
         ("tests/test_sparker_api.py",),
     ),
+    # -- CompVAE's levers ---------------------------------------------------------------
+    Mutation(
+        "noise-never-added",
+        f"{VAE}/training.py",
+        "x_in = xb + input_noise * noise",
+        "x_in = xb",
+        "input_noise corrupts nothing: no denoising objective",
+        ("tests/test_training.py",),
+    ),
+    Mutation(
+        "noise-in-the-target",
+        f"{VAE}/training.py",
+        "rec = reconstruction_error(x_hat, xb)",
+        "rec = reconstruction_error(x_hat, x_in)",
+        "the network reconstructs the corrupted row, not the clean one",
+        ("tests/test_training.py",),
+    ),
+    Mutation(
+        "ensemble-first-member-only",
+        "skhyper/compvae.py",
+        "return np.mean(standardised, axis=0)",
+        "return standardised[0]",
+        "an ensemble scores with its first member alone",
+        ("tests/test_compvae.py",),
+    ),
+    Mutation(
+        "ensemble-shared-seeds",
+        "skhyper/compvae.py",
+        "tuple(spawn_seeds(context.seeds, 3)) for _ in range",
+        "(init_seed, sample_seed, batch_seed) for _ in range",
+        "every ensemble member trains from the same seeds (identical members)",
+        ("tests/test_compvae.py",),
+    ),
+    Mutation(
+        "image-shape-ignored",
+        f"{VAE}/networks.py",
+        "    if image_shape is None:",
+        "    if True:",
+        "image_shape no longer selects the conv net",
+        ("tests/test_compvae.py",),
+    ),
     # -- shared utilities -----------------------------------------------------------
     Mutation(
         "offset-ignores-weights",
