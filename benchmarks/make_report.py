@@ -47,42 +47,89 @@ def _plt():
     return plt
 
 
+# A distinct colour per method of a figure: black for IsolationForest (the
+# scatter plots' x-axis), tab10's colours for the others in the order of
+# skhyper.evaluation.METHODS, then the same colours again with other line
+# styles and markers. Styles are assigned over all the methods of a results
+# file, so a method looks the same in its scatter plot and its ROC figure.
+LINE_STYLES = ("-", "--", "-.", ":")
+MARKERS = ("o", "s", "^", "D")
+# the two-sample methods of bench_twosample.py
+TWOSAMPLE_LABELS = {"sparker": "SparKer", "c2st": "C2ST", "mmd": "MMD", "knn": "kNN"}
+
+
+def method_styles(methods) -> dict[str, tuple[str, str, str]]:
+    """(colour, line style, marker) of each method key, in the canonical order."""
+    known = list(C.LABELS)
+    ordered = sorted(
+        dict.fromkeys(methods), key=lambda m: known.index(m) if m in known else len(known)
+    )
+    styles = {}
+    for i, m in enumerate(m for m in ordered if m != "iforest"):
+        styles[m] = f"C{i % 10}", LINE_STYLES[(i // 10) % 4], MARKERS[(i // 10) % 4]
+    if "iforest" in ordered:
+        styles["iforest"] = "k", "-", "o"
+    return {m: styles[m] for m in ordered}
+
+
 def scatter_vs_iforest(rows, protocol, tag, plt) -> str | None:
     by = {(r["dataset"], r["method"]): r["auroc"] for r in rows if not r.get("error")}
-    methods = [m for m in dict.fromkeys(r["method"] for r in rows) if m != "iforest"]
+    styles = method_styles(r["method"] for r in rows)
+    methods = [m for m in styles if m != "iforest"]
     ds = [d for d in dict.fromkeys(r["dataset"] for r in rows) if (d, "iforest") in by]
     if not ds or not methods:
         return None
-    fig, ax = plt.subplots(figsize=(5, 5))
+    # the legend goes beside the axes, where it hides no point
+    fig, ax = plt.subplots(figsize=(7.8, 4.8), constrained_layout=True)
+    lowest = 1.0
     for m in methods:
         pts = [(by[(d, "iforest")], by[(d, m)]) for d in ds if (d, m) in by]
         if pts:
             x, y = zip(*pts)
-            ax.scatter(x, y, s=14, label=C.LABELS.get(m, m), alpha=0.8)
-    ax.plot([0, 1], [0, 1], c="grey", ls=":", lw=1)
+            lowest = min(lowest, *x, *y)
+            colour, _, marker = styles[m]
+            ax.scatter(
+                x, y, s=16, label=C.LABELS.get(m, m), alpha=0.8, color=colour, marker=marker,
+                linewidths=0,
+            )
+    # both axes over the range of the AUROCs, so the points spread out
+    low = max(0.0, np.floor((lowest - 0.02) * 20) / 20)
+    ax.plot([low, 1], [low, 1], c="grey", ls=":", lw=1)
+    ax.set_xlim(low, 1.01)
+    ax.set_ylim(low, 1.01)
+    ax.set_aspect("equal")
     ax.set_xlabel("IsolationForest AUROC")
     ax.set_ylabel("method AUROC")
     ax.set_title(f"{protocol}: AUROC per data set vs IsolationForest", fontsize=9)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
     name = f"{protocol}{'_' + tag if tag else ''}_auroc_vs_iforest.png"
     fig.savefig(os.path.join(IMG, name), dpi=110)
     plt.close(fig)
     return name
 
 
-def roc_plot(roc, protocol, tag, plt) -> str | None:
+def roc_plot(roc, protocol, tag, plt, all_methods=()) -> str | None:
+    """Mean ROC curve per method; ``all_methods`` (those of the results file)
+    fix the methods' styles, as in the scatter plot."""
     if not roc:
         return None
     ds = list(roc)
     curves = []
-    for m in dict.fromkeys(m for d in ds for m in roc[d]):
+    styles = method_styles([*all_methods, *(m for d in ds for m in roc[d])])
+    methods = [m for m in styles if any(m in roc[d] for d in ds)]
+    for m in methods:
         tprs = [np.array(roc[d][m]["tpr"]) for d in ds if m in roc[d]]
         fpr = np.array(next(roc[d][m]["fpr"] for d in ds if m in roc[d]))
         curves.append((f"{C.LABELS.get(m, m)} ({len(tprs)} sets)", fpr, np.mean(tprs, axis=0)))
     fig, ax = plt.subplots(figsize=(5.5, 5))
     # the stored curves are sampled every 0.01 in FPR: a linear axis suits them
     plot_roc(curves, ax=ax, log_fpr=False, title=f"{protocol}: mean ROC curve over data sets")
+    # the methods' own colours and line styles (plot_roc draws the curves first,
+    # then the chance diagonal), and the legend again to show them
+    for line, m in zip(ax.lines, methods):
+        line.set_color(styles[m][0])
+        line.set_linestyle(styles[m][1])
+    ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     name = f"{protocol}{'_' + tag if tag else ''}_roc.png"
     fig.savefig(os.path.join(IMG, name), dpi=110)
@@ -95,11 +142,17 @@ def power_plot(rows, protocol, tag, plt) -> str | None:
     if not cases:
         return None
     fig, axes = plt.subplots(1, len(cases), figsize=(4 * len(cases), 3.6), squeeze=False)
+    methods = list(dict.fromkeys(r["method"] for r in rows))
     for ax, case in zip(axes[0], cases):
-        for m in dict.fromkeys(r["method"] for r in rows):
+        # a method keeps its colour in every panel, whichever methods a case ran
+        for i, m in enumerate(methods):
             rr = sorted((r for r in rows if r["case"] == case and r["method"] == m),
                         key=lambda r: r["eps"])
-            ax.plot([r["eps"] for r in rr], [r["power"] for r in rr], marker="o", label=m)
+            if not rr:
+                continue
+            ax.plot([r["eps"] for r in rr], [r["power"] for r in rr], marker="o",
+                    color=f"C{i % 10}", ls=("-", "--")[(i // 10) % 2],
+                    label=TWOSAMPLE_LABELS.get(m, m))
         ax.axhline(0.05, c="grey", ls=":", lw=1)
         ax.set_title(case, fontsize=9)
         ax.set_xlabel("eps (injected fraction of D)")
@@ -464,7 +517,8 @@ def main() -> int:
             js = C.results_path(proto, args.tag, ".json")
             if os.path.exists(js):
                 with open(js, encoding="utf-8") as fh:
-                    imgs.append(roc_plot(json.load(fh).get("roc"), proto, args.tag, plt))
+                    imgs.append(roc_plot(json.load(fh).get("roc"), proto, args.tag, plt,
+                                         [r["method"] for r in rows]))
         elif proto in TWOSAMPLE:
             imgs.append(power_plot(rows, proto, args.tag, plt))
         parts += [f"![{i}](img/{i})" for i in imgs if i] + [""]

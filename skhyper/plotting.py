@@ -28,7 +28,8 @@ def plot_kernels(
     features themselves). Each kernel is a circle of radius ``width_`` (an
     orthogonal projection keeps it), red for a positive amplitude (``X``
     over-dense), blue for a negative one, more opaque the larger ``|a_k|``,
-    labelled with its index ``k``.
+    labelled with its index ``k`` (moved a little aside where centres
+    nearly coincide).
 
     Parameters
     ----------
@@ -97,7 +98,7 @@ def plot_kernels(
         rows = np.sort(np.random.default_rng(random_state).choice(rows, max_points, replace=False))
     ax.scatter(P[rows, 0], P[rows, 1], s=4, c="0.6", alpha=0.5, linewidths=0, label="rows")
     top = max(float(np.abs(amplitudes).max()), 1e-12)
-    for k, (centre, a) in enumerate(zip(C, amplitudes)):
+    for centre, a in zip(C, amplitudes):
         colour = "tab:red" if a > 0 else "tab:blue"
         strength = 0.25 + 0.75 * abs(a) / top
         ax.add_patch(
@@ -110,13 +111,43 @@ def plot_kernels(
                 linewidth=1.5,
             )
         )
-        ax.annotate(str(k), tuple(centre), ha="center", va="center", fontsize=8)
     ax.set_xlabel(labels[0])
     ax.set_ylabel(labels[1])
     ax.set_aspect("equal", adjustable="datalim")
-    ax.set_title("SparKer kernels: red = excess in X, blue = deficit")
     ax.autoscale_view()
+    _label_kernels(ax, C)
+    ax.set_title("SparKer kernels: red = excess in X, blue = deficit")
     return ax
+
+
+def _label_kernels(ax: Any, centres: np.ndarray, fontsize: float = 8) -> None:
+    """Write each kernel's index on its centre, moved aside where it would
+    cover an index already written (kernels whose centres nearly coincide)."""
+    ax.apply_aspect()  # the final limits, so that points on screen are known
+    to_screen = ax.transData.transform
+    points = ax.figure.dpi / 72.0
+    step = 1.2 * fontsize  # about one label's size, in points
+    angles = np.linspace(0.0, 2.0 * np.pi, 8, endpoint=False)
+    offsets = [(0.0, 0.0)] + [
+        (ring * step * np.cos(t), ring * step * np.sin(t)) for ring in (1, 2, 3) for t in angles
+    ]
+    written: list[np.ndarray] = []
+    for k, centre in enumerate(centres):
+        base = to_screen(centre)
+        for dx, dy in offsets:
+            at = base + points * np.array([dx, dy])
+            if all(np.hypot(*(at - w)) >= points * step for w in written):
+                break
+        written.append(at)
+        ax.annotate(
+            str(k),
+            tuple(centre),
+            xytext=(dx, dy),
+            textcoords="offset points",
+            ha="center",
+            va="center",
+            fontsize=fontsize,
+        )
 
 
 def plot_roc(
