@@ -81,7 +81,7 @@ def test_reconstruction_and_combined_scores():
         comb.score_samples(Q), -((knn - k_loc) / k_scale + (rec - r_loc) / r_scale), rtol=1e-6
     )
     # the parts are standardised on the training rows' own (left-one-out) scores
-    train_knn = -clone(det).set_params(anomaly_score="knn").fit(X)._train_scores
+    train_knn = -clone(det).set_params(anomaly_score="knn").fit(X).training_scores_
     assert k_loc == pytest.approx(np.median(train_knn))
     assert k_scale == pytest.approx(np.subtract(*np.percentile(train_knn, [75, 25])))
 
@@ -666,12 +666,12 @@ def test_ensemble_members_differ_and_their_standardised_scores_are_averaged():
     train = [
         _member_score(det, m, b, s, X, knn=b.leave_one_out_distance(3, 64)) for m, b, s in members
     ]
-    np.testing.assert_allclose(train[0], -single._train_scores, rtol=1e-6)
+    np.testing.assert_allclose(train[0], -single.training_scores_, rtol=1e-6)
     # each member is standardised by the median and IQR of its own training scores
     scales = [_robust_scale(t) for t in train]
     for (loc, scale), fitted in zip(scales, det._member_scales):
         assert fitted["combined"] == pytest.approx((loc, scale))
-    for scores, rows in ((det.score_samples(Q), test), (det._train_scores, train)):
+    for scores, rows in ((det.score_samples(Q), test), (det.training_scores_, train)):
         expected = np.mean([(r - loc) / scale for r, (loc, scale) in zip(rows, scales)], axis=0)
         np.testing.assert_allclose(scores, -expected, rtol=1e-6, atol=1e-9)
     np.testing.assert_array_equal(

@@ -24,6 +24,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._utils.serialization import plain_module
+
 LOG_FLOOR = -40.0
 
 
@@ -82,6 +84,7 @@ def _rows_product(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return out
 
 
+@plain_module(lambda config: KernelEnsemble(torch.zeros(config["shape"])))
 class KernelEnsemble(nn.Module):
     """T independent ensembles of M kernels in d dimensions.
 
@@ -108,6 +111,11 @@ class KernelEnsemble(nn.Module):
     def single(cls, centers: torch.Tensor, amplitudes: torch.Tensor) -> KernelEnsemble:
         """One ensemble (T = 1) of centres (M, d) and amplitudes (M,)."""
         return cls(centers.unsqueeze(0), amplitudes.unsqueeze(0))
+
+    @property
+    def config(self) -> dict:
+        """What a saved ensemble is rebuilt from (its weights aside)."""
+        return {"shape": tuple(int(s) for s in self.centers.shape)}
 
     @property
     def n_toys(self) -> int:

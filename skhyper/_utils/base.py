@@ -29,26 +29,40 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from .._version import __version__
 from .compat import Interval, StrOptions
 from .runtime import (
-    cpu_copy,
     cpu_threads,
     fit_seed_sequence,
-    move_to,
     resolve_device,
     usable_device,
 )
+from .serialization import from_plain, to_plain
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 # Bumped whenever fitted attributes change in a way old pickles cannot follow.
-PICKLE_FORMAT = 4
+# Since format 5 the state is plain data (see serialization.py): pickles, skops
+# files and skhyper.persistence files all hold it.
+PICKLE_FORMAT = 5
 
 
 class IncompatiblePickleError(ValueError):
-    """A pickled detector was written in a format this skhyper cannot read."""
+    """A pickled detector was written in a format this skhyper cannot read.
+
+    Public as ``skhyper.persistence.IncompatiblePickleError``.
+    """
 
 
 class InconsistentVersionWarning(UserWarning):
-    """A pickled detector was written by another skhyper version (same format)."""
+    """A saved detector was written by another skhyper version (same format).
+
+    Public as ``skhyper.persistence.InconsistentVersionWarning``.
+    """
+
+
+class DeviceFallbackWarning(UserWarning):
+    """A loaded detector was fitted on a device this process cannot use; it runs on the CPU.
+
+    Public as ``skhyper.persistence.DeviceFallbackWarning``.
+    """
 
 
 @contextmanager
@@ -147,12 +161,18 @@ class BaseTorchDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         "verbose": ["verbose"],
     }
 
-    # fitted attributes holding torch state on ``device_``; pickles carry them
-    # on the CPU and unpickling moves them to the device again
+    # fitted attributes holding torch state on ``device_``; loading puts them on
+    # that device again (the others' tensors live on the CPU)
     _device_attributes: tuple[str, ...] = ()
 
     # what a fitted detector must hold for scoring; unpickling checks them
-    _fitted_attributes: tuple[str, ...] = ("offset_", "device_", "n_features_in_", "_train_scores")
+    _fitted_attributes: tuple[str, ...] = (
+        "offset_",
+        "device_",
+        "n_features_in_",
+        "training_scores_",
+        "_training_weights",
+    )
 
     # -- hooks for subclasses -------------------------------------------------
 
@@ -180,14 +200,17 @@ class BaseTorchDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         with cpu_threads():
             train_scores, weights = self._fit(X, y, context, **fit_params)
         self.device_ = context.device
-        self._train_scores = np.asarray(train_scores, dtype=np.float64)
-        if self.contamination == "auto":
-            self.offset_ = float(self._auto_offset(self._train_scores))
-        else:
-            self.offset_ = weighted_percentile(
-                self._train_scores, 100.0 * self.contamination, weights
-            )
+        self.training_scores_ = np.asarray(train_scores, dtype=np.float64)
+        self._training_weights = None if weights is None else np.asarray(weights, np.float64)
+        self.offset_ = self._offset_for(self.contamination)
         return self
+
+    def _offset_for(self, contamination: str | float) -> float:
+        if contamination == "auto":
+            return float(self._auto_offset(self.training_scores_))
+        return weighted_percentile(
+            self.training_scores_, 100.0 * contamination, self._training_weights
+        )
 
     def _validate_fit_data(self, X: Any, **kwargs: Any) -> np.ndarray:
         reject_sparse(X)
@@ -224,6 +247,106 @@ class BaseTorchDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         decision : ndarray of shape (n_samples,), dtype float64
         """
         return self.score_samples(X) - self.offset_
+
+    def set_threshold(
+        self, *, contamination: str | float | None = None, offset: float | None = None
+    ) -> BaseTorchDetector:
+        """Move the outlier threshold of a fitted detector without refitting it.
+
+        The new ``offset_`` comes from the training rows' scores kept at fit
+        (``training_scores_``), so ``decision_function`` and ``predict`` follow
+        at once and the model itself is left as it is. Give exactly one of the
+        two arguments.
+
+        Parameters
+        ----------
+        contamination : "auto" or float in (0, 0.5], default=None
+            The new expected proportion of outliers. ``offset_`` becomes what a
+            refit with this ``contamination`` (and the same data and
+            ``random_state``) would set, and the ``contamination`` parameter
+            is set to it, so that ``get_params`` and a refit agree with the
+            threshold.
+        offset : float, default=None
+            An explicit threshold on ``score_samples``: rows scoring below it
+            are outliers. The ``contamination`` parameter is left unchanged
+            (a refit sets the threshold from it again).
+
+        Returns
+        -------
+        self : object
+            The detector, with its new ``offset_``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skhyper import CompVAEDetector
+        >>> X = np.random.default_rng(0).normal(size=(200, 4))
+        >>> det = CompVAEDetector(epochs=2, random_state=0).fit(X)
+        >>> float((det.set_threshold(contamination=0.05).predict(X) == -1).mean())
+        0.05
+        """
+        check_is_fitted(self)
+        if (contamination is None) == (offset is None):
+            raise ValueError("Give exactly one of contamination and offset.")
+        if offset is not None:
+            if not isinstance(offset, Real) or not np.isfinite(offset):
+                raise ValueError(f"offset must be a finite number, got {offset!r}.")
+            self.offset_ = float(offset)
+            return self
+        # the parameter's own constraint, and its own error message
+        previous = self.contamination
+        self.contamination = contamination
+        try:
+            self._validate_params()
+        except ValueError:
+            self.contamination = previous
+            raise
+        self.offset_ = self._offset_for(contamination)
+        return self
+
+    def outlier_probability(self, X: Any) -> np.ndarray:
+        """How unusual each row is among the training rows, in [0, 1).
+
+        The fraction of the training rows (weighted, where ``fit`` had
+        ``sample_weight``) that score as more normal than the row, over
+        ``n + 1``: ``#{i : training_scores_[i] > s(x)} / (n + 1)`` with
+        ``s = score_samples``. It is one minus the conformal p-value of the
+        row against the training rows, so for a row drawn like the training
+        rows it is uniform: ``outlier_probability(X) > 1 - a`` flags a
+        fraction ``a`` of such rows, and with ``contamination=a`` it agrees
+        with ``predict`` up to ties and the ``1 / (n + 1)`` step. It is a
+        calibrated rank, not the probability that the row is an anomaly,
+        which no one-class detector knows without the anomalies' prevalence.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows to score, with the training features.
+
+        Returns
+        -------
+        probability : ndarray of shape (n_samples,), dtype float64
+            Higher means more anomalous, the opposite of ``score_samples``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skhyper import CompVAEDetector
+        >>> X = np.random.default_rng(0).normal(size=(200, 4))
+        >>> det = CompVAEDetector(epochs=2, random_state=0).fit(X)
+        >>> p = det.outlier_probability([[0.0, 0.0, 0.0, 0.0], [9.0, 9.0, 9.0, 9.0]])
+        >>> bool(p[0] < 0.5 < p[1]), float(p[1])  # no training row is more unusual
+        (True, 0.9950248756218906)
+        """
+        scores = self.score_samples(X)
+        train = self.training_scores_
+        weights = self._training_weights
+        order = np.argsort(train, kind="stable")
+        w = np.ones(train.shape[0]) if weights is None else weights
+        # weight of the training rows scoring strictly above each score
+        above = np.concatenate([np.cumsum(w[order][::-1])[::-1], [0.0]])
+        pos = np.searchsorted(train[order], scores, side="right")
+        return above[pos] / (w.sum() + 1.0)
 
     @staticmethod
     def _labels(decision: np.ndarray) -> np.ndarray:
@@ -265,15 +388,14 @@ class BaseTorchDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         is_inlier : ndarray of shape (n_samples,), dtype int
         """
         self.fit(X, y, **kwargs)
-        return self._labels(self._train_scores - self.offset_)
+        return self._labels(self.training_scores_ - self.offset_)
 
     # -- pickling -------------------------------------------------------------------------
 
     def __getstate__(self) -> dict[str, Any]:
-        state = super().__getstate__()
-        for name in self._device_attributes:
-            if name in state:
-                state[name] = cpu_copy(state[name])
+        # plain data only: no torch object, so loading it runs no torch unpickler
+        # and skops needs to trust no type but the detector's own
+        state = to_plain(super().__getstate__())
         state["_skhyper_version"] = __version__
         state["_skhyper_pickle_format"] = PICKLE_FORMAT
         return state
@@ -296,12 +418,22 @@ class BaseTorchDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
                 stacklevel=2,
             )
         self._check_state(state)
-        device = state.get("device_")
+        device = from_plain(state.get("device_"))
+        target = torch.device("cpu")
         if isinstance(device, torch.device):
             target = usable_device(device)
-            for attr in self._device_attributes:
-                if attr in state:
-                    state[attr] = move_to(state[attr], target)
+            if target.type != device.type:
+                warnings.warn(
+                    f"This {name} was fitted on {device}, which this process cannot "
+                    f"use; it scores on {target} (device_ still says where it was fitted).",
+                    DeviceFallbackWarning,
+                    stacklevel=2,
+                )
+        cpu = torch.device("cpu")
+        state = {
+            key: from_plain(value, target if key in self._device_attributes else cpu)
+            for key, value in state.items()
+        }
         super().__setstate__(state)
 
     def _check_state(self, state: dict[str, Any]) -> None:

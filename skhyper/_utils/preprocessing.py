@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import ndtr, ndtri
 
+from .serialization import plain_type
+
 TRANSFORMS = ("standard", "robust", "winsorized", "quantile")
 
 # "winsorized" clips this fraction of rows (at least one) at each end of
@@ -87,6 +89,7 @@ def _mean_std(X: np.ndarray, w: np.ndarray | None) -> tuple[np.ndarray, np.ndarr
     return mean, std
 
 
+@plain_type
 class InputTransform:
     """Per-feature scaling fitted on a (weighted) sample.
 
@@ -180,6 +183,7 @@ class InputTransform:
         return X
 
 
+@plain_type
 class IdentityTransform:
     """No scaling (images already in a fixed range)."""
 

@@ -1,6 +1,5 @@
 """Torch runtime helpers shared by the estimators: devices, explicit random
-generators, parameter initialisation, array/tensor conversion and moving
-fitted state between devices.
+generators, parameter initialisation and array/tensor conversion.
 
 Nothing here touches global state: every random draw goes through a
 ``torch.Generator`` or ``numpy.random.Generator`` made for one fit, so fits
@@ -9,7 +8,6 @@ running at the same time in threads do not disturb each other.
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -165,37 +163,3 @@ def to_tensor(
     arr = np.array(X, dtype=torch.empty((), dtype=dtype).numpy().dtype, copy=True, order="C")
     return torch.from_numpy(arr).to(device)
 
-
-# -- fitted state on devices ----------------------------------------------------------
-
-
-def _on_cpu(module: nn.Module) -> bool:
-    return all(t.device.type == "cpu" for t in [*module.parameters(), *module.buffers()])
-
-
-def cpu_copy(value: Any) -> Any:
-    """``value`` with its torch state on the CPU, leaving ``value`` itself as it is.
-
-    Modules are deep-copied before moving (``Module.to`` works in place);
-    other objects may define ``to(device)`` returning a moved copy.
-    """
-    if isinstance(value, list):
-        return [cpu_copy(v) for v in value]
-    if isinstance(value, nn.Module):
-        return value if _on_cpu(value) else copy.deepcopy(value).cpu()
-    if isinstance(value, torch.Tensor):
-        return value.cpu()
-    if hasattr(value, "to") and callable(value.to):
-        return value.to(torch.device("cpu"))
-    return value
-
-
-def move_to(value: Any, device: torch.device) -> Any:
-    """``value`` on ``device`` (modules in place; fine for freshly unpickled state)."""
-    if isinstance(value, list):
-        return [move_to(v, device) for v in value]
-    if isinstance(value, (nn.Module, torch.Tensor)):
-        return value.to(device)
-    if hasattr(value, "to") and callable(value.to):
-        return value.to(device)
-    return value

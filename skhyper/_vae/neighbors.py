@@ -17,12 +17,13 @@ Backends return ``(distances, indices)`` sorted by increasing distance.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
+
+from .._utils.serialization import plain_type
 
 # Largest bank for which backend="auto" uses exact search. Measured by
 # benchmarks/bench_knn_backends.py with as many queries as bank rows (fit scores
@@ -108,6 +109,7 @@ class NNDescentKNN:
                 "pip install pynndescent"
             ) from exc
         self.bank = np.asarray(bank, dtype=np.float64)
+        self.n_neighbors, self.random_state = int(n_neighbors), int(random_state)
         self.index: Any = NNDescent(
             np.ascontiguousarray(bank, dtype=np.float32),
             n_neighbors=max(int(n_neighbors), 30),
@@ -166,6 +168,7 @@ def resolve_backend(backend: str, n_bank: int) -> str:
     return backend
 
 
+@plain_type
 class LatentBank:
     """The training rows' latent vectors, queried for mean k-NN distances.
 
@@ -192,11 +195,26 @@ class LatentBank:
     def __len__(self) -> int:
         return int(self.latents.shape[0])
 
-    def to(self, device: torch.device) -> LatentBank:
-        """A copy whose exact bank lives on ``device`` (the index stays on the CPU)."""
-        moved = copy.copy(self)
-        moved.latents = self.latents.to(device)
-        return moved
+    def _to_plain(self) -> dict[str, Any]:
+        ann = self._ann
+        return {
+            "latents": self.latents,
+            "backend": self.backend,
+            "index": None if ann is None else (ann.n_neighbors, ann.random_state),
+        }
+
+    @classmethod
+    def _from_plain(cls, state: dict[str, Any]) -> LatentBank:
+        # the approximate index is rebuilt (same rows and seed): it has no plain form
+        bank = cls.__new__(cls)
+        bank.latents, bank.backend = state["latents"], state["backend"]
+        index = state["index"]
+        bank._ann = (
+            None
+            if index is None
+            else NNDescentKNN(bank.latents.cpu().numpy(), index[0], index[1])
+        )
+        return bank
 
     def mean_distance(
         self,
@@ -262,6 +280,7 @@ def _mix64(z: np.ndarray) -> np.ndarray:
     return z ^ (z >> np.uint64(31))
 
 
+@plain_type
 class TrainingRows:
     """Recognises training rows by the bits of their float64 values.
 

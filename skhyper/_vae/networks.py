@@ -15,6 +15,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .._utils.serialization import plain_module
+
 _SLOPE = 0.2
 _MIN_SIGMA = 1e-4
 
@@ -156,9 +158,16 @@ class ConvDecoder(nn.Module):
         return out.flatten(1)
 
 
+@plain_module(lambda config: build_vae(**config))
 class SphericalVAE(nn.Module):
     """Encoder + decoder with the sample renormalised onto the sqrt(n) sphere
-    (``spherical=False``: a plain Gaussian VAE, the sample is used as drawn)."""
+    (``spherical=False``: a plain Gaussian VAE, the sample is used as drawn).
+
+    ``config`` holds the :func:`build_vae` arguments it was built with (saved
+    models are rebuilt from it).
+    """
+
+    config: dict
 
     def __init__(
         self, encoder: nn.Module, decoder: nn.Module, latent_dim: int, spherical: bool = True
@@ -215,4 +224,14 @@ def build_vae(
     else:
         enc = ConvEncoder(image_shape, latent_dim, channels)
         dec = ConvDecoder(latent_dim, image_shape, sigmoid_output, channels)
-    return SphericalVAE(enc, dec, latent_dim, spherical)
+    vae = SphericalVAE(enc, dec, latent_dim, spherical)
+    vae.config = {
+        "n_features": int(n_features),
+        "latent_dim": int(latent_dim),
+        "hidden": tuple(int(h) for h in hidden),
+        "image_shape": None if image_shape is None else tuple(int(s) for s in image_shape),
+        "sigmoid_output": bool(sigmoid_output),
+        "channels": tuple(int(c) for c in channels),
+        "spherical": bool(spherical),
+    }
+    return vae
