@@ -312,3 +312,21 @@ def test_an_approximate_index_is_rebuilt_the_same():
     loaded = load(io.BytesIO(_saved(det)))
     assert loaded._banks[0]._ann is not None
     np.testing.assert_array_equal(loaded.score_samples(X_NEW), det.score_samples(X_NEW))
+
+
+def test_a_random_state_instance_round_trips():
+    """A ``RandomState`` parameter is kept as its generator state, not pickled."""
+    sio = pytest.importorskip("skops.io")
+    det = CompVAEDetector(random_state=np.random.RandomState(5), **FAST_VAE).fit(X)
+    expected = det.random_state.get_state(legacy=False)
+    data = sio.dumps(det)
+    for loaded in (
+        load(io.BytesIO(_saved(det))),
+        pickle.loads(pickle.dumps(det)),
+        sio.loads(data, trusted=sio.get_untrusted_types(data=data)),
+    ):
+        state = loaded.random_state.get_state(legacy=False)
+        np.testing.assert_array_equal(state["state"]["key"], expected["state"]["key"])
+        assert state["state"]["pos"] == expected["state"]["pos"]
+        np.testing.assert_array_equal(loaded.score_samples(X_NEW), det.score_samples(X_NEW))
+    assert sio.get_untrusted_types(data=data) == ["skhyper.compvae.CompVAEDetector"]

@@ -5,7 +5,8 @@ A detector's state is turned into a tree of dicts, lists, tuples, strings,
 Python numbers, ``None`` and numpy arrays, and back. Torch modules become their
 constructor settings and ``state_dict`` as arrays; tensors become arrays;
 devices become their names; the package's own helper objects (the latent bank,
-the input scaling, ...) become tagged dicts of their attributes. Nothing else
+the input scaling, ...) become tagged dicts of their attributes, and a
+``RandomState`` given as ``random_state`` its state. Nothing else
 is accepted, so no file written from this state needs ``pickle`` to be read,
 and skops sees no type but the estimator's own.
 
@@ -80,6 +81,8 @@ def to_plain(value: Any) -> Any:
         return tuple(to_plain(v) for v in value)
     if isinstance(value, torch.device):
         return {TAG: "device", "name": str(value)}
+    if isinstance(value, np.random.RandomState):  # a random_state parameter
+        return {TAG: "RandomState", "state": to_plain(value.get_state(legacy=False))}
     if isinstance(value, torch.Tensor):
         return {TAG: "tensor", "array": _array(value)}
     name = type(value).__name__
@@ -121,6 +124,10 @@ def from_plain(value: Any, device: torch.device | None = None) -> Any:
         return {k: from_plain(v, device) for k, v in value.items()}
     if tag == "device":
         return torch.device(value["name"])
+    if tag == "RandomState":
+        generator = np.random.RandomState()
+        generator.set_state(from_plain(value["state"]))
+        return generator
     if tag == "tensor":
         return torch.from_numpy(np.array(value["array"])).to(device)
     if tag == "module":
