@@ -19,7 +19,7 @@ mutant whose files already fail there is reported as such, not counted.
     python benchmarks/mutation_check.py --only ramp-no-plus-one --only kl-gain-doubled
     python benchmarks/mutation_check.py --timeout 300 --skip-baseline
 
-A full run takes about 10 minutes on 2 cores (the table names each mutant's
+A full run takes about 15 minutes on 2 cores (the table names each mutant's
 first failing test).
 """
 
