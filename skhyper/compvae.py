@@ -20,10 +20,9 @@ from ._utils.attribution import (
     frame_like,
     integrated_gradients,
     mean_distance_to,
-    path_bytes,
 )
 from ._utils.base import BaseTorchDetector, FitContext, fit_context
-from ._utils.compat import Interval, StrOptions, get_chunk_n_rows, validate_parameter_constraints
+from ._utils.compat import Interval, StrOptions, get_chunk_n_rows
 from ._utils.preprocessing import TRANSFORMS, IdentityTransform, InputTransform
 from ._utils.progress import Progress
 from ._utils.runtime import build_module, cpu_threads, make_generator, spawn_seeds, to_tensor
@@ -846,23 +845,12 @@ default=("knn", "reconstruction", "combined")
         >>> bool(np.ptp(shift) < 1e-2)  # one constant for all rows
         True
         """
-        X_in, X = X, self._validate_predict_data(X)
-        validate_parameter_constraints(
-            {
-                "n_segments": [Interval(Integral, 1, None, closed="left")],
-                "rtol": [Interval(Real, 0, None, closed="left")],
-            },
-            {"n_segments": n_segments, "rtol": rtol},
-            caller_name="feature_contributions",
-        )
+        X_in, X = X, self._validate_contributions_call(X, n_segments, rtol)
         device = self._inference_device()
         name, k = self.anomaly_score_, self.n_neighbors_
         # path points per encoder pass: small passes cost their overhead, not their arithmetic
         points = max(self._batch_size, 1024)
-        max_rows = get_chunk_n_rows(
-            row_bytes=path_bytes(X.shape[1], n_segments),
-            max_n_rows=max(1, points // (n_segments + 1)),
-        )
+        max_rows = self._paths_per_chunk(X.shape[1], n_segments, points)
 
         def knn_distance(model: torch.nn.Module, bank: LatentBank) -> PathFunction:
             search, pairs = ExactKNN(bank.latents), self._max_pairs(len(bank), points)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from numbers import Integral, Real
+from numbers import Real
 from typing import Any
 
 import numpy as np
@@ -22,7 +22,7 @@ from ._sparker.options import (
     warn_if_diverged,
 )
 from ._sparker.twosample import run_sparker
-from ._utils.attribution import frame_like, integrated_gradients, path_bytes
+from ._utils.attribution import frame_like, integrated_gradients
 from ._utils.base import BaseTorchDetector, FitContext, fit_context
 from ._utils.compat import Interval, StrOptions, get_chunk_n_rows, validate_parameter_constraints
 from ._utils.preprocessing import weighted_quantiles
@@ -600,23 +600,12 @@ class SparKerDetector(BaseTorchDetector):
         ...             atol=1e-3)
         True
         """
-        X_in, X = X, self._validate_predict_data(X)
-        validate_parameter_constraints(
-            {
-                "n_segments": [Interval(Integral, 1, None, closed="left")],
-                "rtol": [Interval(Real, 0, None, closed="left")],
-            },
-            {"n_segments": n_segments, "rtol": rtol},
-            caller_name="feature_contributions",
-        )
+        X_in, X = X, self._validate_contributions_call(X, n_segments, rtol)
         centers, _ = self.kernels_.single_parameters()
         M, d = centers.shape
         # the (points, kernels, features) differences and their gradients
         points = get_chunk_n_rows(row_bytes=4 * 8 * M * d, max_n_rows=self._batch_size)
-        max_rows = get_chunk_n_rows(
-            row_bytes=path_bytes(d, n_segments),
-            max_n_rows=max(1, points // (n_segments + 1)),
-        )
+        max_rows = self._paths_per_chunk(d, n_segments, points)
 
         def log_ratio(path: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
             return self.kernels_(path, self.width_)[0]

@@ -27,7 +27,8 @@ from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._version import __version__
-from .compat import Interval, StrOptions
+from .attribution import path_bytes
+from .compat import Interval, StrOptions, get_chunk_n_rows, validate_parameter_constraints
 from .runtime import (
     cpu_threads,
     fit_seed_sequence,
@@ -231,6 +232,28 @@ class BaseTorchDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
 
     def _inference_device(self) -> torch.device:
         return usable_device(self.device_)
+
+    def _validate_contributions_call(self, X: Any, n_segments: int, rtol: float) -> np.ndarray:
+        """``feature_contributions``' checks: the fitted detector, X, the options."""
+        X = self._validate_predict_data(X)
+        validate_parameter_constraints(
+            {
+                "n_segments": [Interval(Integral, 1, None, closed="left")],
+                "rtol": [Interval(Real, 0, None, closed="left")],
+            },
+            {"n_segments": n_segments, "rtol": rtol},
+            caller_name="feature_contributions",
+        )
+        return X
+
+    @staticmethod
+    def _paths_per_chunk(n_features: int, n_segments: int, points: int) -> int:
+        """Rows whose paths are integrated together when ``points`` path points
+        go to the model at once, within scikit-learn's ``working_memory``."""
+        return get_chunk_n_rows(
+            row_bytes=path_bytes(n_features, n_segments),
+            max_n_rows=max(1, points // (n_segments + 1)),
+        )
 
     def decision_function(self, X: Any) -> np.ndarray:
         """Shifted opposite of the anomaly score; negative means outlier.
