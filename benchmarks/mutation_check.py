@@ -11,8 +11,12 @@ tests fail (or run past the time limit), *survived* when they pass, and *not
 applicable* when its original text is not found exactly once (the code moved
 on: update the entry). The repository itself is never written to.
 
-Before the mutants, the test files are run once on the unmutated copy; a
-mutant whose files already fail there is reported as such, not counted.
+Before the mutants, the test files are run once on the unmutated copy; when
+one of them fails or runs past the time limit there, the script stops at
+once with exit status 2, naming the file and the mutants it would leave
+unmeasured, and prints no kill rate. A kill rate is printed only when every
+selected mutant ran; a mutant not run (its text not found) is listed as not
+counted and the exit status is 1, as it is when a mutant survives.
 
     python benchmarks/mutation_check.py                  # every mutant
     python benchmarks/mutation_check.py --list           # the mutants, not run
@@ -759,6 +763,14 @@ def main(argv: list[str] | None = None) -> int:
                 if status != "passed":
                     broken.add(test_file)
                     print("  " + last_line(output), flush=True)
+        if broken:
+            # a mutant is only measured against tests that pass without it
+            print(f"\nBASELINE FAILED: {', '.join(sorted(broken))} (failed or timed out on "
+                  "the unmutated copy); no mutant run, no kill rate", file=sys.stderr)
+            for m in mutations:
+                if broken & set(m.tests):
+                    print(f"not counted: {m.name} (baseline fails)", file=sys.stderr)
+            return 2
 
         rows = []
         for i, m in enumerate(mutations, 1):
@@ -767,9 +779,6 @@ def main(argv: list[str] | None = None) -> int:
             count = source.count(m.original)
             if count != 1:
                 status, seconds, note = "not applicable", 0.0, f"text found {count} times"
-            elif broken & set(m.tests):
-                failing = ", ".join(sorted(broken & set(m.tests)))
-                status, seconds, note = "baseline fails", 0.0, failing
             else:
                 target.write_text(source.replace(m.original, m.replacement))
                 try:
@@ -795,18 +804,23 @@ def main(argv: list[str] | None = None) -> int:
     ran = [(m, status) for m, status, _, _ in rows if status in ("killed", "killed (timeout)",
                                                                    "survived")]
     killed = sum(status.startswith("killed") for _, status in ran)
+    not_counted = [(m, status, note) for m, status, _, note in rows
+                   if status not in ("killed", "killed (timeout)", "survived")]
     print()
-    if ran:
+    if not_counted:
+        # a rate over the mutants that ran would hide the ones that did not
+        print(f"no kill rate: {len(not_counted)} of {len(rows)} mutants not counted "
+              f"({killed} killed, {len(ran) - killed} survived of {len(ran)} run)")
+        for m, status, note in not_counted:
+            print(f"not counted: {m.name} ({status}: {note})")
+    elif ran:
         print(f"kill rate: {killed}/{len(ran)} = {killed / len(ran):.0%}")
     else:
-        print("kill rate: no mutant ran")
-    for m, status, _, note in rows:
-        if status in ("not applicable", "baseline fails"):
-            print(f"not counted: {m.name} ({status}: {note})")
+        print("no kill rate: no mutant selected")
     survivors = [m.name for m, status in ran if status == "survived"]
     if survivors:
         print("survivors: " + ", ".join(survivors))
-    return 0
+    return 1 if not_counted or survivors else 0
 
 
 if __name__ == "__main__":
