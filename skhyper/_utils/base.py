@@ -29,6 +29,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from .._version import __version__
 from .attribution import path_bytes
 from .compat import Interval, StrOptions, get_chunk_n_rows, validate_parameter_constraints
+from .conformal import benjamini_hochberg, check_fdr, conformal_pvalues, rank_above
 from .runtime import (
     cpu_threads,
     fit_seed_sequence,
@@ -361,15 +362,90 @@ class BaseTorchDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         >>> bool(p[0] < 0.5 < p[1]), float(p[1])  # no training row is more unusual
         (True, 0.9950248756218906)
         """
-        scores = self.score_samples(X)
-        train = self.training_scores_
-        weights = self._training_weights
-        order = np.argsort(train, kind="stable")
-        w = np.ones(train.shape[0]) if weights is None else weights
-        # weight of the training rows scoring strictly above each score
-        above = np.concatenate([np.cumsum(w[order][::-1])[::-1], [0.0]])
-        pos = np.searchsorted(train[order], scores, side="right")
-        return above[pos] / (w.sum() + 1.0)
+        above, total = rank_above(
+            self.score_samples(X), self.training_scores_, self._training_weights
+        )
+        return above / total
+
+    def conformal_pvalues(self, X: Any) -> np.ndarray:
+        """Conformal p-values of the rows against the training rows' scores.
+
+        ``p(x) = (1 + #{i : training_scores_[i] <= s(x)}) / (n + 1)`` with
+        ``s = score_samples`` (weighted, where ``fit`` had ``sample_weight``):
+        small for rows that score as less normal than most training rows. It
+        is ``1 - outlier_probability(X)``. The null hypothesis of a row is
+        that it is drawn like the training rows; :meth:`select_outliers`
+        applies the Benjamini–Hochberg procedure to these p-values.
+
+        The training rows' scores are in-sample: a detector's score of a
+        training row depends on that row (CompVAE leaves the row's own entry
+        out of its latent bank, but its network was trained on the row; SparKer's
+        kernels were fitted to it), so these p-values are uniform for new
+        rows only as far as the training rows score like new rows. For
+        p-values with the finite-sample guarantee ``P(p(x) <= a) <= a``, fit
+        and calibrate on separate rows with
+        :class:`~skhyper.conformal.SplitConformalDetector`.
+
+        Read more in the :ref:`User Guide <conformal>`.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows to test, with the training features.
+
+        Returns
+        -------
+        pvalues : ndarray of shape (n_samples,), dtype float64
+            In ``[1 / (n + 1), 1]``; smaller means more anomalous.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skhyper import CompVAEDetector
+        >>> X = np.random.default_rng(0).normal(size=(200, 4))
+        >>> det = CompVAEDetector(epochs=2, random_state=0).fit(X)
+        >>> p = det.conformal_pvalues([[0.0, 0.0, 0.0, 0.0], [9.0, 9.0, 9.0, 9.0]])
+        >>> bool(p[0] > 0.5), float(p[1])  # no training row scores lower: 1 / (n + 1)
+        (True, 0.004975124378109453)
+        """
+        return conformal_pvalues(
+            self.score_samples(X), self.training_scores_, self._training_weights
+        )
+
+    def select_outliers(self, X: Any, fdr: float = 0.1) -> np.ndarray:
+        """Rows declared outliers with the false discovery rate controlled at ``fdr``.
+
+        The Benjamini–Hochberg procedure on :meth:`conformal_pvalues`: with
+        p-values that are valid for the rows drawn like the training rows,
+        the expected fraction of such rows among the selected ones is at
+        most ``fdr`` (times the fraction of such rows in X). See
+        :func:`skhyper.conformal.select_outliers` and the
+        :ref:`User Guide <conformal>` for when the p-values are valid.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows to test together, with the training features.
+        fdr : float, default=0.1
+            The nominal false discovery rate, in (0, 1).
+
+        Returns
+        -------
+        selected : ndarray of shape (n_samples,), dtype bool
+            True for the rows declared outliers.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skhyper import CompVAEDetector
+        >>> rng = np.random.default_rng(0)
+        >>> det = CompVAEDetector(epochs=2, random_state=0).fit(rng.normal(size=(500, 4)))
+        >>> X = np.vstack([rng.normal(size=(95, 4)), rng.normal(size=(5, 4)) + 9.0])
+        >>> np.flatnonzero(det.select_outliers(X, fdr=0.1))
+        array([95, 96, 97, 98, 99])
+        """
+        check_fdr(fdr, "select_outliers")
+        return benjamini_hochberg(self.conformal_pvalues(X), fdr)
 
     @staticmethod
     def _labels(decision: np.ndarray) -> np.ndarray:
