@@ -12,7 +12,7 @@ import torch
 from sklearn import config_context
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.utils import gen_batches
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_is_fitted, has_fit_parameter
 
 from ._sparker.options import (
     DEFAULTS,
@@ -821,10 +821,18 @@ class ReferencePipeline(Pipeline):
     (``score_samples``, ``decision_function``, ``predict``) is that of
     ``Pipeline``. Build one with :func:`make_reference_pipeline`.
 
+    A last step whose ``fit`` takes no ``X_ref`` (a one-sample detector such
+    as ``IsolationForest``) is fitted as in a plain ``Pipeline``, the
+    reference unused, so that one search can hold SparKer and one-sample
+    candidates, all given the reference by ``search.fit(X, y, X_ref=R)``.
+    The pipeline consumes ``X_ref`` itself: with metadata routing on it is
+    requested by default, whatever the last step.
+
     Parameters
     ----------
     steps : list of (str, estimator) tuples
-        Transformers, then a final estimator whose ``fit`` takes ``X_ref``.
+        Transformers, then a final estimator, usually one whose ``fit`` takes
+        ``X_ref``.
     fit_transformers_on : {"auto", "pooled", "reference", "data"}, default="auto"
         Rows the transformers are fitted on. ``"pooled"`` (X and X_ref
         together) keeps a permutation test's relabellings exchangeable;
@@ -853,7 +861,8 @@ class ReferencePipeline(Pipeline):
     ``Pipeline`` with metadata routing off); ``<last step>__X_ref`` is taken
     as ``X_ref``. Transformer fit parameters are row-aligned with ``X``, so
     they are accepted only with ``fit_transformers_on="data"``. Without
-    ``X_ref`` it fits as a plain ``Pipeline``.
+    ``X_ref``, or with a last step whose ``fit`` has no ``X_ref`` parameter,
+    it fits as a plain ``Pipeline``.
 
     Examples
     --------
@@ -878,6 +887,8 @@ class ReferencePipeline(Pipeline):
         "verbose": Pipeline._parameter_constraints["verbose"],
         "fit_transformers_on": [StrOptions(set(FIT_ON))],
     }
+    # the pipeline consumes X_ref itself (routing on), whatever its last step
+    __metadata_request__fit = {"X_ref": True}
 
     def __init__(
         self,
@@ -902,6 +913,25 @@ class ReferencePipeline(Pipeline):
             )
         return super().__getitem__(ind)
 
+    def get_metadata_routing(self) -> Any:
+        """Get metadata routing of this object: ``Pipeline``'s, with ``X_ref``
+        consumed by the pipeline itself.
+
+        Returns
+        -------
+        routing : MetadataRouter
+            The routing of ``Pipeline`` plus this pipeline's own request.
+        """
+        return super().get_metadata_routing().add_self_request(self)
+
+    def _final_takes_reference(self) -> bool:
+        """Whether the last step is given ``X_ref`` (a missing step: the
+        transformers still see it)."""
+        final = self.steps[-1][1]
+        if final is None or (isinstance(final, str) and final == "passthrough"):
+            return True
+        return has_fit_parameter(final, "X_ref")
+
     def _transformers_fit_on(self) -> str:
         if self.fit_transformers_on != "auto":
             return self.fit_transformers_on
@@ -921,7 +951,8 @@ class ReferencePipeline(Pipeline):
             Passed to the transformers only when they are fitted on ``X``.
         X_ref : array-like of shape (n_ref, n_features), default=None
             The reference sample, in the units of ``X``. None fits a plain
-            ``Pipeline`` (the detector then has no reference).
+            ``Pipeline`` (the detector then has no reference), as does a last
+            step whose ``fit`` takes no ``X_ref``.
         **params : dict
             ``step__param`` fit parameters (see Notes of the class).
 
@@ -939,7 +970,7 @@ class ReferencePipeline(Pipeline):
         final_name = names[-1]
         if X_ref is None:
             X_ref = params.pop(f"{final_name}__X_ref", None)
-        if X_ref is None:
+        if X_ref is None or not self._final_takes_reference():
             return super().fit(X, y, **params)
         fit_on = self._transformers_fit_on()
         final_params: dict[str, Any] = {}
