@@ -633,6 +633,30 @@ MUTATIONS: tuple[Mutation, ...] = (
         "the unweighted std is the sample (ddof=1) std",
         ("tests/test_preprocessing.py",),
     ),
+    Mutation(
+        "refpipe-reference-to-any-step",
+        "skhyper/sparker.py",
+        "if X_ref is None or not self._final_takes_reference():",
+        "if X_ref is None:",
+        "ReferencePipeline gives X_ref to a last step whose fit has none (IsolationForest)",
+        ("tests/test_one_search.py",),
+    ),
+    Mutation(
+        "refpipe-no-self-request",
+        "skhyper/sparker.py",
+        "return super().get_metadata_routing().add_self_request(self)",
+        "return super().get_metadata_routing()",
+        "with routing on, ReferencePipeline leaves X_ref to its last step's request",
+        ("tests/test_one_search.py",),
+    ),
+    Mutation(
+        "refpipe-x-ref-unrequested",
+        "skhyper/sparker.py",
+        '__metadata_request__fit = {"X_ref": True}',
+        '__metadata_request__fit = {"X_ref": None}',
+        "with routing on, ReferencePipeline does not request X_ref by default",
+        ("tests/test_one_search.py",),
+    ),
 )
 
 
