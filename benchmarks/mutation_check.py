@@ -657,6 +657,22 @@ MUTATIONS: tuple[Mutation, ...] = (
         "with routing on, ReferencePipeline does not request X_ref by default",
         ("tests/test_one_search.py",),
     ),
+    Mutation(
+        "plot-test-centres-unscaled",
+        "skhyper/plotting.py",
+        "kernels.transform.transform(np.asarray(kernels.centers, dtype=np.float64)),",
+        "np.asarray(kernels.centers, dtype=np.float64),",
+        "plot_kernels draws a test's centres in data units over scaled rows",
+        ("tests/test_plotting.py",),
+    ),
+    Mutation(
+        "test-result-without-transform",
+        "skhyper/stats.py",
+        "res.width, res.transform)",
+        "res.width)",
+        "sparker_test's kernels lose the scaling plot_kernels needs",
+        ("tests/test_plotting.py",),
+    ),
 )
 
 

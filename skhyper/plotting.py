@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from ._utils.base import reject_sparse
 
@@ -23,7 +23,8 @@ def plot_kernels(
     """Draw a fitted SparKer's kernels over the data, in two dimensions.
 
     The rows of ``X`` and the kernel centres are mapped into the space the
-    kernels live in (``detector.transform_``) and projected on the first two
+    kernels live in (``detector.transform_``, or the test's
+    ``kernels.transform``) and projected on the first two
     principal axes of ``X`` there (with two features, the transformed
     features themselves). Each kernel is a circle of radius ``width_`` (an
     orthogonal projection keeps it), red for a positive amplitude (``X``
@@ -33,11 +34,12 @@ def plot_kernels(
 
     Parameters
     ----------
-    detector : SparKerDetector
-        A fitted detector (or the last step of a fitted pipeline).
+    detector : SparKerDetector, SparKerTestResult or SparKerKernels
+        A fitted detector (or the last step of a fitted pipeline), or the
+        result of :func:`skhyper.stats.sparker_test` (or its ``kernels``).
     X : array-like of shape (n_samples, n_features)
-        Rows to draw, in the units the detector was fitted in; usually the
-        data sample.
+        Rows to draw, in the units the detector or test was fitted in;
+        usually the data sample.
     ax : matplotlib Axes, default=None
         Where to draw; a new figure's axes when None.
     max_points : int, default=5000
@@ -64,24 +66,25 @@ def plot_kernels(
     >>> ax = plot_kernels(det, X)
     >>> len(ax.patches) == det.n_kernels
     True
+
+    The result of a two-sample test draws the same way:
+
+    >>> from skhyper.stats import sparker_test
+    >>> res = sparker_test(X, rng.normal(size=(1000, 3)), n_permutations=9,
+    ...                    random_state=0)
+    >>> len(plot_kernels(res, X).patches) == len(res.kernels.amplitudes)
+    True
     """
     import matplotlib.pyplot as plt
     from matplotlib.patches import Circle
 
-    check_is_fitted(detector, "kernels_")
-    reject_sparse(X)
-    X = validate_data(detector, X, dtype=[np.float64, np.float32], reset=False)
-    Z = detector.transform_.transform(np.asarray(X, dtype=np.float64))
-    centers, _ = detector.kernels_.single_parameters()
-    centers = centers.detach().cpu().numpy().astype(np.float64)
-    amplitudes = np.asarray(detector.amplitudes_, dtype=np.float64)
+    Z, centers, amplitudes, width, names = _kernels_and_rows(detector, X)
     d = Z.shape[1]
     if d == 1:
         basis, labels = np.array([[1.0], [0.0]]).T, ("feature 0 (scaled)", "")
         mean = np.zeros(1)
     elif d == 2:
         basis, mean = np.eye(2), np.zeros(2)
-        names = getattr(detector, "feature_names_in_", ["feature 0", "feature 1"])
         labels = (f"{names[0]} (scaled)", f"{names[1]} (scaled)")
     else:
         mean = Z.mean(axis=0)
@@ -104,7 +107,7 @@ def plot_kernels(
         ax.add_patch(
             Circle(
                 tuple(centre),
-                detector.width_,
+                width,
                 facecolor=colour,
                 edgecolor=colour,
                 alpha=0.35 * strength,
@@ -118,6 +121,54 @@ def plot_kernels(
     _label_kernels(ax, C)
     ax.set_title("SparKer kernels: red = excess in X, blue = deficit")
     return ax
+
+
+def _kernels_and_rows(
+    fitted: Any, X: Any
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, Any]:
+    """The rows and kernel centres in the kernels' space, the amplitudes, the
+    width and the feature names, from a fitted SparKer or a test's result."""
+    from .sparker import SparKerDetector
+    from .stats import SparKerKernels, SparKerTestResult
+
+    reject_sparse(X)
+    if isinstance(fitted, SparKerDetector):
+        check_is_fitted(fitted, "kernels_")
+        X = validate_data(fitted, X, dtype=[np.float64, np.float32], reset=False)
+        centers, _ = fitted.kernels_.single_parameters()
+        names = getattr(fitted, "feature_names_in_", ["feature 0", "feature 1"])
+        return (
+            fitted.transform_.transform(np.asarray(X, dtype=np.float64)),
+            centers.detach().cpu().numpy().astype(np.float64),
+            np.asarray(fitted.amplitudes_, dtype=np.float64),
+            fitted.width_,
+            names,
+        )
+    kernels = fitted.kernels if isinstance(fitted, SparKerTestResult) else fitted
+    if not isinstance(kernels, SparKerKernels):
+        raise TypeError(
+            "plot_kernels draws a fitted SparKerDetector or a sparker_test result; got "
+            f"{type(fitted).__name__} (for a fitted pipeline, pass pipe[-1] and "
+            "pipe[:-1].transform(X))."
+        )
+    if kernels.transform is None:
+        raise ValueError(
+            "These SparKerKernels carry no transform; pass the sparker_test result "
+            "they come from."
+        )
+    X = check_array(X, dtype=np.float64, input_name="X")
+    n_features = kernels.centers.shape[1]
+    if X.shape[1] != n_features:
+        raise ValueError(
+            f"X has {X.shape[1]} features, but the test was run on {n_features}."
+        )
+    return (
+        kernels.transform.transform(X),
+        kernels.transform.transform(np.asarray(kernels.centers, dtype=np.float64)),
+        np.asarray(kernels.amplitudes, dtype=np.float64),
+        kernels.width,
+        ["feature 0", "feature 1"],
+    )
 
 
 def _label_kernels(ax: Any, centres: np.ndarray, fontsize: float = 8) -> None:

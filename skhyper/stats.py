@@ -45,11 +45,16 @@ class SparKerKernels:
         The shared kernel width in the space the kernels were fitted in (the
         inputs after ``preprocessing``, e.g. standardised units), as
         ``SparKerDetector.width_``.
+    transform : object or None, default=None
+        The fitted input scaling, as ``SparKerDetector.transform_``:
+        ``transform.transform(X)`` maps rows in the units of the data to the
+        space of ``width``. :func:`skhyper.plotting.plot_kernels` draws with it.
     """
 
     centers: np.ndarray
     amplitudes: np.ndarray
     width: float
+    transform: Any = None
 
 
 @dataclass(frozen=True)
@@ -188,7 +193,7 @@ def sparker_test(
         statistic=res.statistic,
         pvalue=res.pvalue,
         zscore=res.zscore,
-        kernels=SparKerKernels(res.data_centers, res.amplitudes, res.width),
+        kernels=SparKerKernels(res.data_centers, res.amplitudes, res.width, res.transform),
         null_statistics=res.null_statistics,
         scale_statistics=res.scale_statistics,
         scale_pvalues=res.scale_pvalues,
