@@ -52,6 +52,8 @@ import argparse
 import ast
 import io
 import random
+import re
+import signal
 import subprocess
 import sys
 import tarfile
@@ -344,11 +346,36 @@ def stratified_sample(mutants: list[Mutant], n: int, seed: int) -> list[Mutant]:
         picked = rng.sample(pool, min(share, len(pool)))
         chosen.extend(picked)
         left -= len(picked)
-    order = {m.id: i for i, m in enumerate(mutants)}
-    return sorted(chosen, key=lambda m: order[m.id])
+    return interleaved(mutants, {m.id for m in chosen})
+
+
+def interleaved(mutants: list[Mutant], keep: set[str]) -> list[Mutant]:
+    """The kept mutants, one area after another in turn (each in file and line order), so
+    that a run stopped early has covered the areas alike."""
+    queues = [[m for m in mutants if m.area == a.name and m.id in keep] for a in AREAS]
+    out: list[Mutant] = []
+    for i in range(max((len(q) for q in queues), default=0)):
+        out.extend(q[i] for q in queues if i < len(q))
+    return out
+
+
+RESULT = re.compile(r"^\[\d+/\d+\] (\S+): (killed|killed \(timeout\)|survived) \((\d+) s\) ?(.*)$")
+
+
+def read_log(path: Path) -> dict[str, tuple[str, float, str]]:
+    """The results an earlier run printed: id -> (status, seconds, note)."""
+    out = {}
+    for line in path.read_text().splitlines():
+        match = RESULT.match(line)
+        if match:
+            out[match[1]] = (match[2], float(match[3]), match[4])
+    return out
 
 
 def summary(rows: list[tuple[Mutant, str, float, str]], total: dict[str, int]) -> list[str]:
+    order = {m.id: i for i, m in enumerate(sorted((r[0] for r in rows),
+                                                   key=lambda m: (m.path, m.line)))}
+    rows = sorted(rows, key=lambda r: ([a.name for a in AREAS].index(r[0].area), order[r[0].id]))
     out = ["| area | mutants generated | run | killed | survived | kill rate |",
            "|---|---:|---:|---:|---:|---:|"]
     all_run = all_killed = 0
@@ -403,8 +430,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--commit", metavar="REV",
                         help="mutate the files of this commit (e.g. HEAD) instead of the "
                              "working tree: others' unfinished edits stay out of the run")
+    parser.add_argument("--resume", type=Path, action="append", metavar="LOG",
+                        help="take the results an earlier run printed to LOG (its "
+                             "[i/N] lines) for the mutants it ran, and run only the others")
     parser.add_argument("--markdown", type=Path, help="also write the summary table here")
     args = parser.parse_args(argv)
+    # a kill ends the running tests' process group and removes the copy, as Ctrl-C does
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     wanted = args.areas.split(",")
     unknown = sorted(set(wanted) - {a.name for a in AREAS})
@@ -442,19 +474,25 @@ def main(argv: list[str] | None = None) -> int:
             for m in mutants:
                 print(f"{m.id:60s} {m.area}")
             return 0
+        done: dict[str, tuple[str, float, str]] = {}
+        for log in args.resume or []:
+            done.update(read_log(log))
+        rows = [(m, *done[m.id]) for m in mutants if m.id in done]
+        if rows:
+            print(f"{len(rows)} mutants' results taken from {', '.join(map(str, args.resume))}")
+        mutants = [m for m in mutants if m.id not in done]
 
         check_imported_from(repo)
         source = args.commit or "the working tree"
         print(f"copy of {source} in {repo}; {len(mutants)} mutants", flush=True)
         limits: dict[tuple[str, ...], float] = {}
-        for tests in sorted({m.tests(repo) for m in mutants}):
+        for tests in sorted({m.tests(repo) for m in mutants}, key=len):
             status, seconds, output = run_tests(repo, tests, args.timeout or 600.0)
             print(f"baseline {' '.join(tests)}: {status} in {seconds:.0f} s", flush=True)
             if status != "passed":
                 print(output[-1500:])
                 raise SystemExit("the unmutated copy fails its tests: " + last_line(output))
             limits[tests] = args.timeout or 3 * seconds + 30
-        rows = []
         start = time.monotonic()
         for i, m in enumerate(mutants, 1):
             target = repo / m.path
