@@ -564,7 +564,7 @@ default="auto"
 
     def _check_hidden(self) -> tuple[int, ...]:
         hidden = tuple(self.hidden_layer_sizes)
-        if not all(isinstance(h, Integral) and h >= 1 for h in hidden):
+        if not all(_is_count(h) for h in hidden):
             raise ValueError(
                 f"hidden_layer_sizes must be positive integers, got {self.hidden_layer_sizes!r}"
             )
@@ -572,7 +572,7 @@ default="auto"
 
     def _check_channels(self) -> tuple[int, ...]:
         channels = tuple(self.conv_channels)
-        if not channels or not all(isinstance(c, Integral) and c >= 1 for c in channels):
+        if not channels or not all(_is_count(c) for c in channels):
             raise ValueError(
                 f"conv_channels must be positive integers, got {self.conv_channels!r}"
             )
@@ -582,7 +582,7 @@ default="auto"
         if self.image_shape is None:
             return None
         shape = tuple(self.image_shape)
-        if len(shape) != 3 or not all(isinstance(s, Integral) and s >= 1 for s in shape):
+        if len(shape) != 3 or not all(_is_count(s) for s in shape):
             raise ValueError(f"image_shape must be (C, H, W), got {self.image_shape!r}")
         if math.prod(shape) != n_features:
             raise ValueError(
@@ -911,6 +911,11 @@ def _combine(
         return rec
     (k_loc, k_scale), (r_loc, r_scale) = scales["knn"], scales["reconstruction"]
     return (knn - k_loc) / k_scale + (rec - r_loc) / r_scale
+
+
+def _is_count(value: Any) -> bool:
+    """A positive integer, and not a bool (``True`` is no layer width)."""
+    return isinstance(value, Integral) and not isinstance(value, (bool, np.bool_)) and value >= 1
 
 
 def _robust_scale(values: np.ndarray) -> tuple[float, float]:

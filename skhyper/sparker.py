@@ -17,15 +17,17 @@ from sklearn.utils.validation import check_is_fitted, has_fit_parameter
 from ._sparker.options import (
     DEFAULTS,
     PARAMETER_CONSTRAINTS,
+    ScaleDominatedWarning,
     options_from_params,
     validate_samples,
     warn_if_diverged,
+    warn_if_dominated,
 )
 from ._sparker.twosample import run_sparker
 from ._utils.attribution import frame_like, integrated_gradients
 from ._utils.base import BaseTorchDetector, FitContext, fit_context
 from ._utils.compat import Interval, StrOptions, get_chunk_n_rows, validate_parameter_constraints
-from ._utils.preprocessing import weighted_quantiles
+from ._utils.preprocessing import moments, weighted_quantiles
 from ._utils.runtime import cpu_threads
 
 __all__ = [
@@ -33,6 +35,7 @@ __all__ = [
     "NoReferenceWarning",
     "ReferenceFeatureNamesWarning",
     "ReferencePipeline",
+    "ScaleDominatedWarning",
     "SparKerDetector",
     "make_reference_pipeline",
 ]
@@ -408,16 +411,25 @@ class SparKerDetector(BaseTorchDetector):
                 samples.reference,
                 getattr(self, "feature_names_in_", None),
             )
+        options = options_from_params(self.get_params(deep=False))
         result = run_sparker(
             samples.rows,
             samples.weights,
             samples.reference,
-            options_from_params(self.get_params(deep=False)),
+            options,
             device=context.device,
             seeds=context.seeds,
             verbose=self.verbose,
         )
         warn_if_diverged(result, stacklevel=_CALLER_OF_FIT)
+        warn_if_dominated(
+            result.transform,
+            samples.data,
+            samples.sample_weight,
+            samples.reference,
+            options,
+            stacklevel=_CALLER_OF_FIT,
+        )
         # scoring reads this copy, so set_params after fit changes nothing
         self._batch_size = self.batch_size
         self.transform_ = result.transform
@@ -754,8 +766,7 @@ def _location_and_spread(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-feature weighted median, interquartile spread (IQR / 1.349) and std."""
     q25, q50, q75 = weighted_quantiles(A, w, np.array([0.25, 0.5, 0.75]))
-    mean = np.average(A, axis=0, weights=w)
-    std = np.sqrt(np.average((A - mean) ** 2, axis=0, weights=w))
+    _, std, _ = moments(A, w)  # exact in tiny units too
     return q50, (q75 - q25) / _IQR_PER_STD, std
 
 

@@ -16,6 +16,7 @@ from ._sparker.options import (
     options_from_params,
     validate_samples,
     warn_if_diverged,
+    warn_if_dominated,
 )
 from ._sparker.twosample import run_sparker
 from ._utils.compat import Interval, validate_parameter_constraints
@@ -178,17 +179,27 @@ def sparker_test(
     samples = validate_samples(
         data, reference, sample_weight, names=("data", "reference")
     )
+    options = options_from_params(params)
     with cpu_threads():
         res = run_sparker(
             samples.rows,
             samples.weights,
             samples.reference,
-            options_from_params(params),
+            options,
             device=resolve_device(device),
             seeds=fit_seed_sequence(random_state),
             verbose=verbose,
         )
     warn_if_diverged(res, stacklevel=2)
+    warn_if_dominated(
+        res.transform,
+        samples.data,
+        samples.sample_weight,
+        samples.reference,
+        options,
+        stacklevel=2,
+        names=("data", "reference"),
+    )
     return SparKerTestResult(
         statistic=res.statistic,
         pvalue=res.pvalue,

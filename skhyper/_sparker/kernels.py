@@ -399,7 +399,10 @@ def held_widths(width_end: float | Sequence[float], n_steps: int) -> np.ndarray:
     non-finite ``width_end``, or fewer steps than widths.
     """
     try:
-        ends = np.atleast_1d(np.asarray(width_end, dtype=np.float64))
+        values = np.atleast_1d(np.asarray(width_end, dtype=object))
+        # a bool is an int, but True is no width
+        is_bool = any(isinstance(v, (bool, np.bool_)) for v in values.ravel())
+        ends = np.empty(0) if is_bool else values.astype(np.float64)
     except (TypeError, ValueError):
         ends = np.empty(0)
     if ends.ndim != 1 or ends.size == 0 or not np.all(np.isfinite(ends) & (ends > 0)):

@@ -22,10 +22,17 @@ from sklearn.utils.validation import check_array
 
 from .._utils.base import BaseTorchDetector, reject_sparse
 from .._utils.compat import Interval, StrOptions, _check_sample_weight
-from .._utils.preprocessing import TRANSFORMS, canonical_sample
+from .._utils.preprocessing import TRANSFORMS, canonical_sample, weighted_quantiles
 
 CALIBRATIONS = ("permutation", "reference")
 INITS = ("excess", "k-means++", "random")
+# a feature's scale is taken as set by a few rows when the interquartile range
+# of the rows it was fitted on is below this in scale units (1.35 for a
+# Gaussian feature under "standard"): the other rows then collapse together,
+# and the kernels, whose steps are in scale units, cannot resolve them
+_BULK_IQR_MIN = 0.05
+# the rows a warning names, per sample
+_ROWS_NAMED = 5
 # total data weight below which the loss's gradients shrink towards Adam's
 # epsilon (1e-8) and the kernels stop training; above which float32 overflows
 _MIN_TOTAL_WEIGHT, _MAX_TOTAL_WEIGHT = 1e-3, 1e30
@@ -83,7 +90,7 @@ PARAMETER_CONSTRAINTS: dict[str, list] = {
     "calibration": [StrOptions(set(CALIBRATIONS)), None],
     "n_permutations": [Interval(Integral, 0, None, closed="left")],
     "preprocessing": [StrOptions(set(TRANSFORMS))],
-    "n_jobs": [None, Integral],
+    "n_jobs": [None, Interval(Integral, None, None, closed="neither")],
 }
 
 
@@ -111,6 +118,7 @@ class Samples:
     weights: np.ndarray  # their summed positive weights
     reference: np.ndarray | None  # a float64 copy, or None (synthetic reference)
     sample_weight: np.ndarray  # the weights row for row with the data as given
+    data: np.ndarray  # the data as given, float64
 
 
 def validate_samples(
@@ -144,7 +152,7 @@ def validate_samples(
     w = _check_sample_weight(sample_weight, D, dtype=np.float64, ensure_non_negative=True)
     rows, weights = canonical_sample(D, w)
     check_representable(rows, weights, R, names)
-    return Samples(rows, weights, R, w)
+    return Samples(rows, weights, R, w, D)
 
 
 def check_representable(
@@ -192,3 +200,88 @@ def warn_if_diverged(result: Any, stacklevel: int) -> None:
             ConvergenceWarning,
             stacklevel=stacklevel + 1,
         )
+
+
+def dominating_rows(
+    transform: Any,
+    X: np.ndarray,
+    w: np.ndarray,
+    R: np.ndarray | None,
+    fitted_on_reference: bool,
+) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    """Features whose scale a few rows set, with those rows of X and of R.
+
+    ``transform`` is the fitted scaling, ``X`` the data rows as given (weights
+    ``w``), ``R`` the reference or None. On the rows the scaling was fitted on
+    (the reference alone when ``fitted_on_reference``), a feature counts when
+    its interquartile range is positive but below ``_BULK_IQR_MIN`` scale
+    units; the rows named are those more than one scale unit from the
+    median. Returns ``(feature, rows of X, rows of R)`` per such feature.
+    """
+    samples = [(Z, np.ones(Z.shape[0])) for Z in ([] if R is None else [transform.transform(R)])]
+    ZX = transform.transform(X)
+    if not fitted_on_reference or R is None:
+        samples.insert(0, (ZX[w > 0], w[w > 0]))
+    Z = np.vstack([z for z, _ in samples])
+    q25, q50, q75 = weighted_quantiles(
+        Z, np.concatenate([v for _, v in samples]), np.array([0.25, 0.5, 0.75])
+    )
+    iqr = q75 - q25
+    found = []
+    for j in np.flatnonzero((iqr > 0) & (iqr < _BULK_IQR_MIN)):
+        far_x = np.flatnonzero((np.abs(ZX[:, j] - q50[j]) > 1.0) & (w > 0))
+        far_r = (
+            np.empty(0, dtype=int)
+            if R is None
+            else np.flatnonzero(np.abs(samples[-1][0][:, j] - q50[j]) > 1.0)
+        )
+        found.append((int(j), far_x, far_r))
+    return found
+
+
+def warn_if_dominated(
+    transform: Any,
+    X: np.ndarray,
+    w: np.ndarray,
+    R: np.ndarray | None,
+    options: SparKerOptions,
+    stacklevel: int,
+    names: tuple[str, str] = ("X", "X_ref"),
+) -> None:
+    """A :class:`ScaleDominatedWarning` naming the rows that set a feature's scale.
+
+    When a few huge rows set the scale of a feature (mean and standard
+    deviation), every other row collapses to one point in the kernels' space
+    and the test sees nothing there: see :func:`dominating_rows`.
+    """
+    on_reference = options.calibration == "reference" and options.n_toys > 0
+    found = dominating_rows(transform, X, w, R, on_reference)
+    if not found:
+        return
+    j, far_x, far_r = found[0]
+
+    def rows(name: str, idx: np.ndarray) -> str:
+        more = f" and {idx.size - _ROWS_NAMED} more" if idx.size > _ROWS_NAMED else ""
+        return f"{name} rows {idx[:_ROWS_NAMED].tolist()}{more}"
+
+    named = [rows(n, i) for n, i in zip(names, (far_x, far_r)) if i.size]
+    others = f" (and on features {[f for f, _, _ in found[1:6]]})" if len(found) > 1 else ""
+    warnings.warn(
+        f"A few rows set the {options.preprocessing!r} scale of feature {j}{others}: "
+        f"{'; '.join(named) or 'rows'} lie more than one scale unit from the median, "
+        "and the other rows collapse to a sliver of it (interquartile range below "
+        f"{_BULK_IQR_MIN:g} scale units), where the test cannot resolve them. Check "
+        "those rows (a unit error, a sensor spike), or scale with "
+        "preprocessing='robust' or 'quantile'.",
+        ScaleDominatedWarning,
+        stacklevel=stacklevel + 1,
+    )
+
+
+class ScaleDominatedWarning(UserWarning):
+    """A few rows set the scale of a feature in a SparKer test.
+
+    Public as ``skhyper.sparker.ScaleDominatedWarning``. The rows it names
+    lie so far out that the other rows collapse together in the kernels'
+    space; the test then cannot see a difference among them.
+    """

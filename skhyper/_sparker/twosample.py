@@ -22,7 +22,7 @@ import torch
 from joblib import Parallel, delayed
 from scipy.special import ndtri
 
-from .._utils.preprocessing import InputTransform
+from .._utils.preprocessing import InputTransform, moments
 from .._utils.progress import Progress
 from .._utils.runtime import make_generator, seed_of, to_tensor, usable_device
 from .kernels import (
@@ -105,11 +105,10 @@ def synthetic_reference(
     n = max(SYNTH_MIN, int(math.ceil(SYNTH_RATIO * total)))
     if calibration != "reference":
         n = min(n, SYNTH_MAX)
-    mean = np.average(X, axis=0, weights=w)
-    centred = X - mean
-    std = np.sqrt(np.average(centred * centred, axis=0, weights=w))
+    # exact moments in tiny or huge units too (squares that would underflow)
+    mean, std, _ = moments(X, w)
     std = np.where(std > 0, std, 1.0)
-    scaled = centred / std
+    scaled = (X - mean) / std
     corr = (scaled * w[:, None]).T @ scaled / total
     vals, vecs = np.linalg.eigh(corr)
     root = vecs * np.sqrt(np.clip(vals, 0.0, None))

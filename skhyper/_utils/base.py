@@ -28,7 +28,13 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._version import __version__
 from .attribution import path_bytes
-from .compat import Interval, StrOptions, get_chunk_n_rows, validate_parameter_constraints
+from .compat import (
+    RANDOM_STATE,
+    Interval,
+    StrOptions,
+    get_chunk_n_rows,
+    validate_parameter_constraints,
+)
 from .conformal import benjamini_hochberg, check_fdr, conformal_pvalues, rank_above
 from .runtime import (
     cpu_threads,
@@ -159,7 +165,7 @@ class BaseTorchDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         ],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "device": [str, torch.device],
-        "random_state": ["random_state"],
+        "random_state": RANDOM_STATE,
         "verbose": ["verbose"],
     }
 
@@ -313,7 +319,10 @@ class BaseTorchDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
         if (contamination is None) == (offset is None):
             raise ValueError("Give exactly one of contamination and offset.")
         if offset is not None:
-            if not isinstance(offset, Real) or not np.isfinite(offset):
+            # a bool is an int, but True is no threshold
+            if isinstance(offset, (bool, np.bool_)) or not (
+                isinstance(offset, Real) and np.isfinite(offset)
+            ):
                 raise ValueError(f"offset must be a finite number, got {offset!r}.")
             self.offset_ = float(offset)
             return self

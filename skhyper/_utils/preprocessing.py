@@ -50,8 +50,10 @@ def weighted_quantiles(X: np.ndarray, w: np.ndarray, probs: np.ndarray) -> np.nd
     return out
 
 
-# features with values beyond this are scaled by a power of two before their
-# moments are taken: their squares would overflow float64
+# features whose largest magnitude is beyond this, or below its inverse (but
+# not zero), are scaled by a power of two before their moments are taken:
+# their squares would overflow float64, or underflow to zero (a subnormal
+# feature's too)
 _SQUARE_SAFE = 1e150
 
 
@@ -59,14 +61,15 @@ def _power_of_two_scale(X: np.ndarray) -> np.ndarray:
     """Per feature, 1 or the power of two at or above its largest magnitude.
 
     Dividing by a power of two is exact, so moments of ``X / m`` times ``m``
-    are those of ``X`` wherever neither overflows, and finite where they would.
+    are those of ``X`` wherever neither overflows nor underflows, and finite
+    and nonzero where they would.
     """
     top = np.max(np.abs(X), axis=0, initial=0.0).astype(np.float64)
-    big = np.isfinite(top) & (top > _SQUARE_SAFE)
-    return np.where(big, np.exp2(np.ceil(np.log2(np.where(big, top, 1.0)))), 1.0)
+    far = np.isfinite(top) & ((top > _SQUARE_SAFE) | ((top > 0) & (top < 1.0 / _SQUARE_SAFE)))
+    return np.where(far, np.exp2(np.ceil(np.log2(np.where(far, top, 1.0)))), 1.0)
 
 
-def _moments(X: np.ndarray, w: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def moments(X: np.ndarray, w: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-feature mean and std, and where the feature is constant up to rounding."""
     m = _power_of_two_scale(X)
     if np.any(m != 1.0):
@@ -84,7 +87,7 @@ def _moments(X: np.ndarray, w: np.ndarray | None) -> tuple[np.ndarray, np.ndarra
 
 def _mean_std(X: np.ndarray, w: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     """Mean and std, the std of a constant feature set to 1 (centred, not scaled)."""
-    mean, std, flat = _moments(X, w)
+    mean, std, flat = moments(X, w)
     std[flat] = 1.0
     return mean, std
 
@@ -129,7 +132,7 @@ class InputTransform:
             k = max(1.0, np.ceil(WINSOR_FRACTION * total))
             p = min((k + 0.5) / total, 0.5)
             lo, hi = weighted_quantiles(X, w, np.array([p, 1.0 - p]))
-            c_mean, c_std, flat = _moments(np.clip(X, lo, hi), w)
+            c_mean, c_std, flat = moments(np.clip(X, lo, hi), w)
             self.loc, self.scale = c_mean, np.where(flat, std, c_std)
             self._check_finite()
             return
@@ -164,12 +167,14 @@ class InputTransform:
         if self.kind != "quantile":
             return (X - self.loc) / self.scale
         Z = np.empty(X.shape, dtype=np.float64)
+        # in tiny (or huge) units the slopes between quantiles overflow:
+        # interpolate in exactly rescaled ones
+        unit = _power_of_two_scale(self.quantiles)
         for j in range(X.shape[1]):
-            q = self.quantiles[:, j]
+            q, x = self.quantiles[:, j] / unit[j], X[:, j] / unit[j]
             # average of up- and down-interpolation handles repeated quantiles
             u = 0.5 * (
-                np.interp(X[:, j], q, self.probs)
-                - np.interp(-X[:, j], -q[::-1], -self.probs[::-1])
+                np.interp(x, q, self.probs) - np.interp(-x, -q[::-1], -self.probs[::-1])
             )
             Z[:, j] = ndtri(np.clip(u, self.eps, 1.0 - self.eps))
         return Z
