@@ -115,11 +115,16 @@ class CompVAEDetector(BaseTorchDetector):
     n_neighbors : int, default=3
         Number of training latent means averaged in the score.
 
-    knn_backend : {"auto", "exact", "pynndescent"}, default="auto"
+    knn_backend : {"auto", "exact", "pynndescent", "faiss", "faiss-ivf"}, \
+default="auto"
         ``"exact"``: chunked brute force on the model's device;
         ``"pynndescent"``: approximate nearest neighbours (needs the
-        ``pynndescent`` package); ``"auto"``: exact when the training set has
-        at most 100,000 rows.
+        ``pynndescent`` package); ``"faiss"``: faiss's flat index, exact (the
+        scores are those of ``"exact"``), and ``"faiss-ivf"`` its inverted-file
+        index, approximate (both need ``pip install "skhyper[faiss]"``);
+        ``"auto"``: exact when the training set has at most 100,000 rows, else
+        ``"faiss"`` up to 300,000 rows and ``"faiss-ivf"`` above when faiss is
+        installed, ``"pynndescent"`` when it is not.
 
     epochs : int or "auto", default="auto"
         Training epochs (at most, with ``early_stopping``). ``"auto"`` gives
@@ -516,7 +521,7 @@ default="auto"
             with Progress(1, f"CompVAE: latent bank ({backend})", self.verbose) as bar:
                 bank = LatentBank(mu.float(), backend, self.n_neighbors, index_seed)
                 bar.update()
-            steps = n_chunks if backend == "exact" else 1
+            steps = 1 if backend == "pynndescent" else n_chunks
             with Progress(steps, "CompVAE: leave-one-out scores", self.verbose) as bar:
                 knn = bank.leave_one_out_distance(
                     self.n_neighbors_,
@@ -820,7 +825,7 @@ default=("knn", "reconstruction", "combined")
           baseline's distance without that entry, larger by
           ``(d_(k+1) - d_own) / k`` (the baseline's distance to its
           (k+1)-th nearest less that to the entry);
-        - with ``knn_backend="pynndescent"`` the neighbours along the path are
+        - with an approximate ``knn_backend`` the neighbours along the path are
           found exactly, so the relation holds with the exact kNN distance in
           place of the approximate one the score uses;
         - a conv net (``image_shape``) runs in float32, so the relation holds

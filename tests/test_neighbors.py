@@ -101,10 +101,15 @@ def test_exact_knn_chunking_does_not_change_results(monkeypatch):
     assert torch.equal(d, d_ref) and torch.equal(i, i_ref)
 
 
-def test_auto_backend_is_exact_up_to_and_including_100000_rows():
+def test_auto_backend_is_exact_up_to_and_including_100000_rows(monkeypatch):
+    from skhyper._vae import neighbors
+
     assert AUTO_EXACT_MAX_BANK == 100_000
     assert resolve_backend("auto", 100_000) == "exact"
+    # without faiss, larger banks go to pynndescent (faiss's choice: test_faiss_backend.py)
+    monkeypatch.setattr(neighbors, "faiss_available", lambda: False)
     assert resolve_backend("auto", 100_001) == "pynndescent"
+    assert resolve_backend("auto", 10**7) == "pynndescent"
 
 
 def test_pynndescent_backend_agrees_with_exact(fitted):

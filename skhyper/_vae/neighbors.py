@@ -11,13 +11,18 @@
 - :class:`NNDescentKNN`: approximate search with ``pynndescent``, imported
   only when used (its numba compilation costs tens of seconds in a fresh
   process).
+- :class:`FaissKNN`: ``faiss`` indexes, imported only when used: a flat
+  index (exact: its candidates are measured again as :class:`ExactKNN`
+  measures them, so the distances are the same) or an inverted-file index
+  (approximate).
 
 Backends return ``(distances, indices)`` sorted by increasing distance.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -32,7 +37,23 @@ from .._utils.serialization import plain_type
 # recall@3 is only 0.78-0.85; counting the compile, the two meet near 100,000.
 AUTO_EXACT_MAX_BANK = 100_000
 
-BACKENDS = ("auto", "exact", "pynndescent")
+BACKENDS = ("auto", "exact", "pynndescent", "faiss", "faiss-ivf")
+
+# Largest bank for which backend="auto" with faiss installed uses faiss's flat
+# (exact) index above AUTO_EXACT_MAX_BANK; larger banks get its inverted-file
+# index. See benchmarks/results/faiss_backends.md.
+AUTO_FAISS_FLAT_MAX_BANK = 300_000
+
+# Extra candidates a flat faiss index returns beyond the k asked for: its
+# float32 distances |q|^2 - 2 q.b + |b|^2 may order near-ties differently from
+# the per-pair distances the candidates are then ranked by.
+_FAISS_MARGIN = 16
+
+# Inverted lists per sqrt(bank rows) of the IVF index, and the lists each query
+# visits: on 200k Gaussian rows of dimension 16, recall@4 0.995 (16 probes: 0.86;
+# 4 sqrt(n) lists with 64 probes: 0.96), see benchmarks/results/faiss_backends.md.
+_IVF_LISTS_PER_ROOT = 1
+_IVF_PROBES = 64
 
 # Default cap on the number of pairwise distances held at once.
 _PAIRS_PER_CHUNK = 4_000_000
@@ -154,17 +175,112 @@ class NNDescentKNN:
         return out_d, out_i
 
 
+def faiss_available() -> bool:
+    """Whether the ``faiss`` package can be imported (without importing it twice)."""
+    try:
+        import faiss  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@contextmanager
+def faiss_threads() -> Iterator[None]:
+    """faiss's OpenMP threads for one call: torch's count (capped by
+    ``cpu_threads`` around scoring and fitting), put back afterwards."""
+    import faiss
+
+    previous = faiss.omp_get_max_threads()
+    wanted = max(1, torch.get_num_threads())
+    if wanted != previous:
+        faiss.omp_set_num_threads(wanted)
+    try:
+        yield
+    finally:
+        if wanted != previous:
+            faiss.omp_set_num_threads(previous)
+
+
+class FaissKNN:
+    """Neighbours with a ``faiss`` index over the bank.
+
+    Parameters
+    ----------
+    bank : Tensor of shape (n_bank, dim)
+    ivf : bool
+        False: ``IndexFlatL2``, exact. True: ``IndexIVFFlat`` with
+        ``sqrt(n_bank)`` lists (k-means from ``seed``), 64 visited per query.
+    seed : int
+        Seed of the IVF index's k-means.
+    """
+
+    def __init__(self, bank: torch.Tensor, ivf: bool, seed: int) -> None:
+        try:
+            import faiss
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise ImportError(
+                "knn_backend='faiss' needs the faiss package: pip install \"skhyper[faiss]\""
+            ) from exc
+        self.bank = bank.detach().cpu()
+        self.ivf, self.seed = bool(ivf), int(seed)
+        rows = np.ascontiguousarray(self.bank.numpy(), dtype=np.float32)
+        n, dim = rows.shape
+        with faiss_threads():
+            if self.ivf:
+                n_lists = max(1, min(n // 39, int(_IVF_LISTS_PER_ROOT * np.sqrt(n))))
+                quantizer = faiss.IndexFlatL2(dim)
+                index = faiss.IndexIVFFlat(quantizer, dim, n_lists)
+                # faiss's k-means takes a 31-bit seed
+                index.cp.seed = int(np.random.SeedSequence(self.seed).generate_state(1)[0] >> 1)
+                index.train(rows)
+                index.nprobe = min(_IVF_PROBES, n_lists)
+            else:
+                index = faiss.IndexFlatL2(dim)
+            index.add(rows)
+        self.index: Any = index
+        self._quantizer = quantizer if self.ivf else None  # kept alive with the index
+
+    def kneighbors(self, queries: torch.Tensor, k: int) -> tuple[np.ndarray, np.ndarray]:
+        n_bank = self.bank.shape[0]
+        if k > n_bank:
+            raise ValueError(f"k={k} exceeds the bank size {n_bank}")
+        q = queries.detach().cpu().to(self.bank.dtype)
+        wanted = min(n_bank, k + _FAISS_MARGIN)
+        with faiss_threads():
+            _, idx = self.index.search(np.ascontiguousarray(q.numpy(), dtype=np.float32), wanted)
+        idx = torch.from_numpy(np.asarray(idx, dtype=np.int64))
+        # an IVF search that visits fewer than `wanted` rows pads with -1
+        found = idx >= 0
+        picked = self.bank[torch.where(found, idx, 0)]
+        # per-pair distances, the very values ExactKNN's cdist gives
+        dist = torch.cdist(q[:, None, :], picked, compute_mode="donot_use_mm_for_euclid_dist")
+        dist = torch.where(found, dist[:, 0, :], torch.inf).double().numpy()
+        idx_np = idx.numpy()
+        # by distance, then bank index: ExactKNN's order on ties
+        order = np.lexsort((idx_np, dist), axis=1)[:, :k]
+        dist, idx_np = np.take_along_axis(dist, order, 1), np.take_along_axis(idx_np, order, 1)
+        if not np.all(np.isfinite(dist)):
+            raise RuntimeError("the IVF index found fewer than k neighbours of a row")
+        return dist, idx_np
+
+
 def _sorted_candidates(dist: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     order = np.argsort(dist, axis=1, kind="stable")
     return np.take_along_axis(dist, order, 1), np.take_along_axis(idx, order, 1)
 
 
 def resolve_backend(backend: str, n_bank: int) -> str:
-    """``"auto"`` -> ``"exact"`` up to :data:`AUTO_EXACT_MAX_BANK` rows, else ``"pynndescent"``."""
+    """``"auto"`` -> ``"exact"`` up to :data:`AUTO_EXACT_MAX_BANK` rows; above it
+    ``"faiss"`` up to :data:`AUTO_FAISS_FLAT_MAX_BANK` rows and ``"faiss-ivf"``
+    beyond when faiss is installed, else ``"pynndescent"``."""
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     if backend == "auto":
-        return "exact" if n_bank <= AUTO_EXACT_MAX_BANK else "pynndescent"
+        if n_bank <= AUTO_EXACT_MAX_BANK:
+            return "exact"
+        if not faiss_available():
+            return "pynndescent"
+        return "faiss" if n_bank <= AUTO_FAISS_FLAT_MAX_BANK else "faiss-ivf"
     return backend
 
 
@@ -176,7 +292,7 @@ class LatentBank:
     ----------
     latents : Tensor of shape (n_bank, dim)
         Row i is the latent vector of training row i.
-    backend : {"auto", "exact", "pynndescent"}
+    backend : {"auto", "exact", "pynndescent", "faiss", "faiss-ivf"}
     n_neighbors : int
         The k of the queries (the approximate index is built for k + 1).
     seed : int
@@ -186,34 +302,27 @@ class LatentBank:
     def __init__(self, latents: torch.Tensor, backend: str, n_neighbors: int, seed: int) -> None:
         self.latents = latents
         self.backend = resolve_backend(backend, latents.shape[0])
-        self._ann = (
-            NNDescentKNN(latents.cpu().numpy(), n_neighbors + 1, seed)
-            if self.backend == "pynndescent"
-            else None
-        )
+        self._ann = _index(self.backend, latents, n_neighbors + 1, seed)
 
     def __len__(self) -> int:
         return int(self.latents.shape[0])
 
     def _to_plain(self) -> dict[str, Any]:
         ann = self._ann
-        return {
-            "latents": self.latents,
-            "backend": self.backend,
-            "index": None if ann is None else (ann.n_neighbors, ann.random_state),
-        }
+        index = None
+        if isinstance(ann, NNDescentKNN):
+            index = (ann.n_neighbors, ann.random_state)
+        elif isinstance(ann, FaissKNN):
+            index = (0, ann.seed)
+        return {"latents": self.latents, "backend": self.backend, "index": index}
 
     @classmethod
     def _from_plain(cls, state: dict[str, Any]) -> LatentBank:
-        # the approximate index is rebuilt (same rows and seed): it has no plain form
+        # the index is rebuilt (same rows and seed): it has no plain form
         bank = cls.__new__(cls)
         bank.latents, bank.backend = state["latents"], state["backend"]
         index = state["index"]
-        bank._ann = (
-            None
-            if index is None
-            else NNDescentKNN(bank.latents.cpu().numpy(), index[0], index[1])
-        )
+        bank._ann = None if index is None else _index(bank.backend, bank.latents, *index)
         return bank
 
     def mean_distance(
@@ -231,6 +340,8 @@ class LatentBank:
         if self._ann is None:
             dist_t, idx_t = ExactKNN(self.latents).kneighbors(queries, k + 1, max_pairs)
             dist, idx = dist_t.cpu().numpy().astype(np.float64), idx_t.cpu().numpy()
+        elif isinstance(self._ann, FaissKNN):
+            dist, idx = self._ann.kneighbors(queries, k + 1)
         else:
             dist, idx = self._ann.kneighbors(queries.cpu().numpy(), k + 1)
         is_own = idx == np.asarray(own)[:, None]
@@ -253,7 +364,7 @@ class LatentBank:
         graph (built with it, each row's nearest other rows), not from n new
         queries.
         """
-        if self._ann is not None:
+        if isinstance(self._ann, NNDescentKNN):
             out = self._ann.bank_neighbors(k)[0].mean(axis=1)
             if on_batch is not None:
                 on_batch()
@@ -268,6 +379,17 @@ class LatentBank:
             if on_batch is not None:
                 on_batch()
         return out
+
+
+def _index(
+    backend: str, latents: torch.Tensor, n_neighbors: int, seed: int
+) -> NNDescentKNN | FaissKNN | None:
+    """The search index of a resolved backend (None: exact search in torch)."""
+    if backend == "pynndescent":
+        return NNDescentKNN(latents.cpu().numpy(), n_neighbors, seed)
+    if backend in ("faiss", "faiss-ivf"):
+        return FaissKNN(latents, backend == "faiss-ivf", seed)
+    return None
 
 
 def _mix64(z: np.ndarray) -> np.ndarray:
