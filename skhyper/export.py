@@ -35,6 +35,10 @@ OPSET = 17
 IR_VERSION = 8
 
 _AFFINE = ("standard", "robust", "winsorized")
+# backends whose bank search the graph reproduces: exact ones
+_EXACT_BACKENDS = ("exact", "faiss")
+# the labels' tie band, relative to the largest training score's size (see to_onnx)
+LABEL_TOLERANCE = 1e-5
 # nodes of the tabulated normal quantile function (see _ndtri); its error is below 1e-14
 _NDTRI_NODES = 4096
 
@@ -44,13 +48,15 @@ def to_onnx(
     *,
     dtype: Any = np.float64,
     anomaly_score: str | None = None,
-    exact_search: bool = False,
+    with_labels: bool = False,
 ) -> Any:
-    """ONNX graph of a fitted detector's ``score_samples``.
+    """ONNX graph of a fitted detector's ``score_samples`` (and, on request, its labels).
 
     The graph takes ``X`` of shape (n_samples, n_features), the training
     features in their order, and returns ``score_samples`` of shape
-    (n_samples,), float64, higher = more normal, as the detector does. It
+    (n_samples,), float64, higher = more normal, as the detector does; with
+    ``with_labels=True`` also ``decision_function`` and the ``predict``
+    label, with the fitted ``offset_`` inside the graph. It
     holds the whole scoring path with the fitted values as constants: for
     :class:`~skhyper.CompVAEDetector` and :class:`~skhyper.VMFDetector` the
     input scaling and clip, each member's encoder mean and decoder mean,
@@ -76,19 +82,28 @@ def to_onnx(
         The CompVAE score the graph computes, as ``score_variants`` does;
         None: the fitted ``anomaly_score_``. Must be None for SparKer.
 
-    exact_search : bool, default=False
-        Whether to export a CompVAE model whose bank is searched
-        approximately (``knn_backend="pynndescent"``) with exact search of
-        the same bank. Its exported scores are those of an exact search,
-        which differ from ``score_samples`` wherever the approximate search
-        misses a neighbour. Such a model is refused when False.
+    with_labels : bool, default=False
+        Whether the graph also outputs ``"decision_function"``
+        (``score_samples - offset_``, float64) and ``"label"`` (int64, +1
+        inlier, -1 outlier), the detector's ``decision_function`` and
+        ``predict``. The tie rule is ``predict``'s: a row exactly at the
+        threshold (decision 0) is an inlier. Since the graph's scores differ
+        from the detector's by round-off, a row is labelled -1 only when its
+        exported decision is below ``-tol``, ``tol = 1e-5 * max(1, |offset_|,
+        max|training_scores_|)`` (``LABEL_TOLERANCE``, in the metadata as
+        ``label_tolerance``): rows at the threshold keep +1, and only a row
+        whose decision lies within ``tol`` below 0 can get +1 from the graph
+        where ``predict`` says -1.
 
     Returns
     -------
     model : onnx.ModelProto
         The graph, opset 17, with input ``"X"`` and output
-        ``"score_samples"``. Its metadata holds the estimator's name, the
-        score and ``offset_`` (``decision_function = score_samples - offset``).
+        ``"score_samples"`` (then ``"decision_function"`` and ``"label"``
+        with ``with_labels=True``). Its metadata holds the estimator's name,
+        the score and ``offset_`` (``decision_function = score_samples -
+        offset``). Rows are scored independently: a row with a NaN gets NaN
+        scores (and label 0) while the other rows get theirs.
 
     Raises
     ------
@@ -100,7 +115,9 @@ def to_onnx(
         If ``detector`` is not fitted.
     NotImplementedError
         For a model the graph cannot reproduce: a CompVAE bank searched
-        approximately without ``exact_search``, or a network with a layer or
+        approximately (``knn_backend`` ``"pynndescent"`` or ``"faiss-ivf"``;
+        an exact search of it would differ from ``score_samples`` wherever
+        the approximate search misses a neighbour), or a network with a layer or
         setting the exporter does not know (batch norms without running
         statistics, adaptive pooling over uneven windows, layers that
         skhyper's networks do not use).
@@ -124,7 +141,8 @@ def to_onnx(
     the detector measures them in float32, and runs the conv net in float32
     as the detector does: the scores of the MLP nets agree to about 1e-6
     relative, those of the conv net to about 1e-5 of the scores' scale.
-    SparKer's agree to 1e-14. The graph holds the bank: scoring ``n`` rows
+    SparKer's agree to 1e-14. ``score_samples`` refuses a row with a NaN;
+    the graph gives that row NaN and scores the others. The graph holds the bank: scoring ``n`` rows
     at once takes about ``8 * n * n_bank`` bytes for a bank of ``n_bank``
     rows, so feed large inputs in batches. A model over 2 GB (protobuf's
     limit) is saved with ``onnx.save_model(model, path,
@@ -166,7 +184,7 @@ def to_onnx(
         score = detector.anomaly_score_ if anomaly_score is None else anomaly_score
         if score not in SCORES:
             raise ValueError(f"anomaly_score must be among {SCORES} or None; got {score!r}.")
-        _check_banks(detector, exact_search)
+        _check_banks(detector)
     try:
         import onnx
     except ImportError as exc:  # pragma: no cover - depends on the environment
@@ -178,17 +196,36 @@ def to_onnx(
         out = _sparker_graph(g, x, detector)
     else:
         out = _compvae_graph(g, x, detector, score)
-    g.op("Identity", out, name="score_samples")
+    # rows are scored independently: a NaN row gives NaN, whatever its path did
+    has_nan = g.op("ReduceMax", g.cast(g.op("IsNaN", x), np.int64), axes=[1], keepdims=0)
+    has_nan = g.cast(has_nan, bool)
+    out = g.op("Where", has_nan, g.const(np.nan, np.float64), out, name="score_samples")
     helper = onnx.helper
+    outputs = [
+        helper.make_tensor_value_info("score_samples", onnx.TensorProto.DOUBLE, ["n_samples"])
+    ]
+    tol = LABEL_TOLERANCE * max(
+        1.0, abs(float(detector.offset_)), float(np.max(np.abs(detector.training_scores_)))
+    )
+    if with_labels:
+        decision = g.op(
+            "Sub", out, g.const(float(detector.offset_), np.float64), name="decision_function"
+        )
+        below = g.op("Less", decision, g.const(-tol, np.float64))
+        label = g.op("Where", below, g.const(-1, np.int64), g.const(1, np.int64))
+        g.op("Where", has_nan, g.const(0, np.int64), label, name="label")
+        outputs += [
+            helper.make_tensor_value_info(
+                "decision_function", onnx.TensorProto.DOUBLE, ["n_samples"]
+            ),
+            helper.make_tensor_value_info("label", onnx.TensorProto.INT64, ["n_samples"]),
+        ]
     inputs = [
         helper.make_tensor_value_info(
             "X",
             helper.np_dtype_to_tensor_dtype(np.dtype(dtype)),
             ["n_samples", int(detector.n_features_in_)],
         )
-    ]
-    outputs = [
-        helper.make_tensor_value_info("score_samples", onnx.TensorProto.DOUBLE, ["n_samples"])
     ]
     name = f"{type(detector).__name__}.score_samples"
     graph = helper.make_graph(g.nodes, name, inputs, outputs, initializer=g.initializers)
@@ -206,6 +243,7 @@ def to_onnx(
             "estimator": type(detector).__name__,
             "score": score,
             "offset": repr(float(detector.offset_)),
+            "label_tolerance": repr(tol),
         },
     )
     return model
@@ -354,6 +392,8 @@ def _ndtri(g: _Graph, u: str, eps: float) -> str:
     cell = g.op(
         "Clip", cell, g.const(0.0, np.float64), g.const(_NDTRI_NODES - 2, np.float64)
     )
+    # a NaN entry must not index the tables (it stays NaN through s and t)
+    cell = g.op("Where", g.op("IsNaN", cell), g.const(0.0, np.float64), cell)
     index = g.cast(cell, np.int64)
     t = g.op(
         "Div",
@@ -388,15 +428,15 @@ def _ndtri(g: _Graph, u: str, eps: float) -> str:
 # -- CompVAE -----------------------------------------------------------------------------
 
 
-def _check_banks(detector: CompVAEDetector, exact_search: bool) -> None:
+def _check_banks(detector: CompVAEDetector) -> None:
     for bank in detector._banks:
-        if bank.backend != "exact" and not exact_search:
+        if bank.backend not in _EXACT_BACKENDS:
             raise NotImplementedError(
                 f"This model's latent bank is searched approximately (knn_backend="
-                f"{bank.backend!r}), which an ONNX graph does not reproduce. Pass "
-                "exact_search=True to export an exact search of the same bank (its scores "
-                "then differ wherever the approximate search misses a neighbour), or "
-                "refit with knn_backend='exact'."
+                f"{bank.backend!r}), which an ONNX graph does not reproduce: an exact "
+                "search of the same bank differs from score_samples wherever the "
+                "approximate search misses a neighbour. Refit with knn_backend='exact' "
+                "or 'faiss' (exact, for large banks)."
             )
 
 
@@ -707,4 +747,11 @@ def _sparker_graph(g: _Graph, x: str, detector: SparKerDetector) -> str:
     lse = g.op("Where", finite, lse, g.const(0.0, np.float64))
     terms = g.op("Exp", g.op("Sub", g.op("Mul", ell, g.const(2.0, np.float64)), lse))
     weighted = g.op("Mul", terms, g.const(_array(amplitudes.double())[None], np.float64))
-    return g.op("Neg", g.sum(weighted, axis=1))
+    f = g.sum(weighted, axis=1)
+    clip = detector.transform_.clip
+    if clip is not None:
+        # a row beyond the scaling's clip takes the kernels' largest excess, as in the detector
+        reach = g.op("ReduceMax", g.op("Abs", z), axes=[1], keepdims=0)
+        far = g.op("GreaterOrEqual", reach, g.const(clip, np.float64))
+        f = g.op("Where", far, g.const(detector._far_excess(), np.float64), f)
+    return g.op("Neg", f)
