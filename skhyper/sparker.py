@@ -508,29 +508,45 @@ class SparKerDetector(BaseTorchDetector):
 
     # -- inference -----------------------------------------------------------
 
-    def _kernel_terms(self, X: np.ndarray) -> np.ndarray:
+    def _kernel_terms(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each kernel's term of f per row (n, M), and which rows lie beyond the clip."""
         centers, _ = self.kernels_.single_parameters()
         M, d = centers.shape
         # the (rows, kernels, features) differences dominate memory
         rows = get_chunk_n_rows(row_bytes=8 * M * d, max_n_rows=self._batch_size)
         out = np.empty((X.shape[0], M), dtype=np.float64)
+        far = np.zeros(X.shape[0], dtype=bool)
+        clip = self.transform_.clip
         with torch.no_grad(), cpu_threads():
             # transformed batch by batch, so memory is bounded by the batch
             for sl in gen_batches(X.shape[0], rows):
                 Z = self.transform_.transform(np.asarray(X[sl], dtype=np.float64))
                 terms = self.kernels_.single_contributions(torch.from_numpy(Z), self.width_)
                 out[sl] = terms.numpy()
-        return out
+                if clip is not None:
+                    far[sl] = np.any(np.abs(Z) >= clip, axis=1)
+        return out, far
 
     def _log_ratio(self, X: np.ndarray) -> np.ndarray:
-        return self._kernel_terms(X).sum(axis=1)
+        terms, far = self._kernel_terms(X)
+        # beyond the clip a row is farther from both samples than any kernel
+        # reaches: the kernels give it their limit far away, 0, as if it were an
+        # ordinary row; the reference has no mass there, so it takes the
+        # largest excess the kernels can give
+        return np.where(far, self._far_excess(), terms.sum(axis=1))
+
+    def _far_excess(self) -> float:
+        """``f`` of a row beyond the scaling's clip, ``max_k |a_k|`` (see :meth:`score_samples`)."""
+        return float(np.max(np.abs(self.amplitudes_), initial=0.0))
 
     def kernel_terms(self, X: Any) -> np.ndarray:
         """Each kernel's contribution ``a_k p_k(x) k_k(x)`` to ``f(x)``.
 
         ``p_k`` is the softmax competition between kernels and ``k_k`` the
         Gaussian kernel (see the class docstring); the terms of a row sum to
-        ``f(x) = -score_samples(x)``. A large positive term says which kernel
+        ``f(x) = -score_samples(x)``, except for a row beyond the scaling's
+        clip (see :meth:`score_samples`), whose terms are the kernels' own
+        there (about 0). A large positive term says which kernel
         (``centers_[k]``) makes the row anomalous.
 
         Parameters
@@ -543,7 +559,7 @@ class SparKerDetector(BaseTorchDetector):
         terms : ndarray of shape (n_samples, n_kernels), dtype float64
         """
         X = self._validate_predict_data(X)
-        return self._kernel_terms(X)
+        return self._kernel_terms(X)[0]
 
     def feature_contributions(self, X: Any, *, n_segments: int = 32, rtol: float = 1e-4) -> Any:
         """Each feature's contribution to the anomaly score ``f(x)`` of each row.
@@ -591,7 +607,9 @@ class SparKerDetector(BaseTorchDetector):
             contributions.sum(axis=1) == -score_samples(X) - f(baseline)
 
         where ``f(baseline)``, one constant for all rows, is the anomaly score
-        of the centre of the transform. The fitted detector is not changed.
+        of the centre of the transform; a row beyond the scaling's clip (see
+        :meth:`score_samples`) gets the kernels' own change of ``f`` along
+        its path instead. The fitted detector is not changed.
 
         Examples
         --------
@@ -639,9 +657,15 @@ class SparKerDetector(BaseTorchDetector):
         """Opposite of the learned log density ratio: ``-f(x)``.
 
         Rows where the data sample is over-dense relative to the reference
-        score low. ``|f(x)| <= amplitude_clip``; a row so far from every
-        kernel that its squared distances overflow scores 0, the limit of
-        ``f`` far away.
+        score low. ``|f(x)| <= amplitude_clip``.
+
+        A row beyond the clip of the scaling on some feature (``1e3`` scale
+        units from its centre, e.g. a thousand standard deviations under
+        ``"standard"``) lies farther from both samples than any kernel
+        reaches. The kernels give it their limit far away, 0, which would
+        rank it among ordinary rows; the reference has no mass there, so it
+        scores ``-max_k |amplitudes_[k]|`` instead, the most anomalous score
+        of the fitted kernels (no training row scores lower).
 
         Parameters
         ----------

@@ -202,3 +202,28 @@ def test_rows_that_set_the_scale_are_named():
         SparKerDetector(**params).fit(D, X_ref=ref, sample_weight=np.r_[np.ones(300), 0.0])
         # a scaling the row does not set: the median and interquartile range
         SparKerDetector(**{**params, "preprocessing": "robust"}).fit(D, X_ref=ref)
+
+
+# -- a row far beyond the others ------------------------------------------------------
+
+
+def test_the_most_extreme_row_is_ranked_most_anomalous():
+    """A 1e300 row used to score 0, the kernels' limit far from every centre, and
+    so rank among ordinary rows (outlier probability 0.36); beyond the clip of
+    the scaling it takes the kernels' largest excess."""
+    data, ref, _, _ = bump_sample(0, n_data=300, n_ref=1200)
+    det = SparKerDetector(**FAST).fit(data, X_ref=ref)
+    far = np.array([[1e300] * 4, [0.0, -1e10, 0.0, 0.0], [0.0, 0.0, 0.0, 2e3]])
+    top = data.shape[0] / (data.shape[0] + 1.0)  # no training row above
+    np.testing.assert_array_equal(det.outlier_probability(far), top)
+    np.testing.assert_array_equal(det.score_samples(far), -np.abs(det.amplitudes_).max())
+    assert np.all(det.predict(far) == -1)
+    # within the clip the kernels' own f: far from them, about 0
+    near = det.score_samples([[0.0, 0.0, 0.0, 500.0]])
+    assert abs(near[0]) < 1e-9 < np.abs(det.amplitudes_).max()
+    # a training row beyond the clip (of a scale it does not set) is the most
+    # anomalous training row
+    D = np.r_[data, [[0.0, 0.0, 1e9, 0.0]]]
+    det = SparKerDetector(**FAST, preprocessing="winsorized").fit(D, X_ref=ref)
+    assert np.argsort(det.training_scores_)[0] == data.shape[0]
+    assert det.training_scores_[-1] < np.min(det.training_scores_[:-1])
