@@ -50,7 +50,12 @@ from typing import Any, NoReturn
 
 import numpy as np
 
-from .datasets import OneClassSplit, _read_csv, _read_npz  # noqa: F401 (kept importable)
+from .datasets import (  # noqa: F401 (_read_csv, _read_npz kept importable)
+    LABEL_CANDIDATES,
+    OneClassSplit,
+    _read_csv,
+    _read_npz,
+)
 from .datasets import load_split as load_compare_data
 from .datasets import load_splits as load_compare_splits
 from .evaluation import METHODS, MethodResult, evaluate, label, parse_methods, write_results_csv
@@ -181,20 +186,35 @@ def format_table(results: Sequence[MethodResult]) -> str:
     return "\n".join(lines)
 
 
+# the level below which the note calls a two-sample p-value small
+ALPHA = 0.05
+
+
 def _sparker_note(results: Sequence[MethodResult]) -> str | None:
     ps = [r.extra["pvalue"] for r in results if "pvalue" in r.extra]
     if not ps:
         return None
-    small = sum(p < 0.05 for p in ps)
-    where = (
-        f"p = {ps[0]:.3g}"
-        if len(ps) == 1
-        else (f"median p = {np.median(ps):.3g}, p < 0.05 on {small} of {len(ps)} splits")
-    )
+    small = sum(p < ALPHA for p in ps)
+    if len(ps) == 1:
+        where = f"p = {ps[0]:.3g}"
+    else:
+        where = f"median p = {np.median(ps):.3g}, p < {ALPHA:g} on {small} of {len(ps)} splits"
+    if small == len(ps):
+        reading = "a small p: the test set is not distributed like the training set"
+    elif small == 0:
+        reading = (
+            f"p >= {ALPHA:g}: no evidence at that level that the test set is distributed "
+            "otherwise than the training set"
+        )
+    else:
+        reading = (
+            f"on the splits with p < {ALPHA:g} the test set is not distributed like the "
+            "training set; on the others there is no such evidence"
+        )
     return (
         "SparKerDetector (reference mode) is fitted on the test rows against the training "
         f"rows, so it sees the test set; its two-sample test of test vs training rows gives "
-        f"{where} (a small p: the test set is not distributed like the training set)."
+        f"{where} ({reading})."
     )
 
 
@@ -329,9 +349,16 @@ def build_parser(prog: str = "skhyper-compare") -> argparse.ArgumentParser:
         "--dataset",
         default="digits",
         help="'digits' (default: every digit in turn), 'breast_cancer', or a path "
-        "to .npz (X, y) / .csv",
+        "to .npz (keys X, y) / .csv (a header row, numeric columns); labels 0/1 "
+        "with 1 = anomaly, or -1/+1 with -1 = anomaly",
     )
-    p.add_argument("--label-column", default=None, help="CSV label column (name or index)")
+    p.add_argument(
+        "--label-column",
+        default=None,
+        help="CSV label column, by name or 0-based index (default: the first column "
+        f"named one of {', '.join(LABEL_CANDIDATES)}, any case); every other column "
+        "is a feature",
+    )
     p.add_argument(
         "--normal-class",
         type=int,
@@ -370,7 +397,13 @@ def build_parser(prog: str = "skhyper-compare") -> argparse.ArgumentParser:
         "--plot", default=None, help="write ROC curves to this image (.png, .pdf, .svg, ...)"
     )
     p.add_argument("--output", default=None, help="write results to .json or .csv")
-    p.add_argument("-v", "--verbose", type=_int_at_least(0), default=0, help="detectors' verbosity")
+    p.add_argument(
+        "-v",
+        "--verbose",
+        type=_int_at_least(0),
+        default=0,
+        help="1: skhyper's detectors draw progress bars on stderr (default 0: silent fits)",
+    )
     return p
 
 

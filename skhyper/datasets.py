@@ -238,13 +238,17 @@ def _read_csv(path: str, label_column: str | None) -> tuple[np.ndarray, np.ndarr
             f"the header has {len(header)}."
         )
     feats = [j for j in range(len(header)) if j != li]
-    try:
-        X = np.array([[float(r[j]) for j in feats] for r in body], dtype=np.float64)
-    except ValueError as exc:
-        raise ValueError(
-            f"{path}: feature columns must be numeric ({exc}); drop or encode "
-            "non-numeric columns first."
-        ) from None
+    X = np.empty((len(body), len(feats)), dtype=np.float64)
+    for i, r in enumerate(body):
+        for k, j in enumerate(feats):
+            try:
+                X[i, k] = float(r[j])
+            except ValueError:
+                raise ValueError(
+                    f"{path}: feature column {header[j]!r} (index {j}) must be numeric; "
+                    f"row {i + 2} holds {r[j]!r}. Drop or encode non-numeric columns "
+                    "first, or name the label column with --label-column."
+                ) from None
     y = np.array([r[li].strip() for r in body])
     try:
         y = y.astype(np.float64)

@@ -4,6 +4,8 @@ the messages for bad input."""
 import pathlib
 import re
 
+import pytest
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
@@ -23,3 +25,56 @@ def test_guide_verbose_example_draws_progress(capsys):
     assert "CompVAE: [" in err and "5/5" in err and "loss=" in err
     readme = " ".join((ROOT / "README.md").read_text().split())
     assert "`verbose=1`" in readme and "doc/guide/practical.rst" in readme
+
+
+# -- the command line ----------------------------------------------------------------
+
+
+def _note(*pvalues):
+    from skhyper.compare import _sparker_note
+    from skhyper.evaluation import MethodResult
+
+    return _sparker_note(
+        [
+            MethodResult(f"split {i}", "sparker", 10, 10, 2, 3, extra={"pvalue": p})
+            for i, p in enumerate(pvalues)
+        ]
+    )
+
+
+@pytest.mark.parametrize(
+    "pvalues, says, never",
+    [
+        ((0.307,), "p = 0.307 (p >= 0.05: no evidence", "small p"),
+        ((0.049,), "p = 0.049 (a small p: the test set is not distributed", "no evidence"),
+        ((0.05,), "(p >= 0.05: no evidence", "small p"),
+        ((0.01, 0.02), "p < 0.05 on 2 of 2 splits (a small p", "no evidence"),
+        ((0.01, 0.4, 0.6), "p < 0.05 on 1 of 3 splits (on the splits with p < 0.05", "small p"),
+        ((0.3, 0.4), "p < 0.05 on 0 of 2 splits (p >= 0.05: no evidence", "small p"),
+    ],
+)
+def test_sparker_note_reads_the_pvalue_it_prints(pvalues, says, never):
+    note = _note(*pvalues)
+    assert says in note and never not in note
+
+
+def test_help_says_which_column_is_the_label_and_that_1_is_an_anomaly():
+    from skhyper.compare import build_parser
+    from skhyper.datasets import LABEL_CANDIDATES
+
+    text = " ".join(build_parser().format_help().split())
+    assert "labels 0/1 with 1 = anomaly, or -1/+1 with -1 = anomaly" in text
+    assert f"the first column named one of {', '.join(LABEL_CANDIDATES)}" in text
+    assert "every other column is a feature" in text
+    assert "progress bars" in text
+
+
+def test_a_string_column_is_named(tmp_path):
+    from skhyper.datasets import read_labelled_file
+
+    path = tmp_path / "d.csv"
+    path.write_text("label,width,colour\n" + "0,1.0,2.0\n" * 3 + "1,2.5,red\n" + "0,1,2\n" * 8)
+    with pytest.raises(ValueError, match=r"column 'colour' \(index 2\) must be numeric; row 5 "
+                       r"holds 'red'") as info:
+        read_labelled_file(str(path))
+    assert "\n" not in str(info.value)
