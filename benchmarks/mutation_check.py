@@ -813,6 +813,22 @@ MUTATIONS: tuple[Mutation, ...] = (
         "the IVF index visits half as many lists",
         ("tests/test_faiss_backend.py",),
     ),
+    Mutation(
+        "compare-note-always-small",
+        "skhyper/compare.py",
+        "    if small == len(ps):",
+        "    if small >= 0:",
+        "the CLI calls every SparKer p-value small (p = 0.307 was 'a small p')",
+        ("tests/test_first_contact.py",),
+    ),
+    Mutation(
+        "csv-error-unnamed-column",
+        "skhyper/datasets.py",
+        "feature column {header[j]!r} (index {j})",
+        "feature column {header[k]!r} (index {k})",
+        "a CSV's non-numeric column is named by its place among the features",
+        ("tests/test_first_contact.py",),
+    ),
 )
 
 
