@@ -468,7 +468,7 @@ def _zip(manifest, members, zeros=None):
                 archive.writestr(name, content)
         if zeros is not None:
             name, header, n = zeros
-            with archive.open(name, "w") as member:
+            with archive.open(name, "w", force_zip64=n >= zipfile.ZIP64_LIMIT) as member:
                 member.write(header)
                 for start in range(0, n, 2**20):
                     member.write(bytes(min(2**20, n - start)))
