@@ -78,3 +78,39 @@ def test_a_string_column_is_named(tmp_path):
                        r"holds 'red'") as info:
         read_labelled_file(str(path))
     assert "\n" not in str(info.value)
+
+
+def test_main_job_adds_the_collective_anomaly_section(capsys):
+    """After the digits table, a planted bump: SparKer finds the bump rows that the
+    one-class peers fitted on the reference hardly rank, and the section says which
+    method wins where, from the numbers it prints."""
+    from skhyper.compare import bump_section, main, run_compare
+    from skhyper.datasets import planted_bump_split
+
+    assert main(["--normal-class", "3", "--methods", "knn"]) == 0
+    out = capsys.readouterr().out
+    table, section = out.split("When to pick skhyper: a collective anomaly.")
+    assert "kNN (k=5)" in table and "SparKer" not in table.split("AUROC", 1)[1]
+    assert "data: generated: reference 2000 rows" in section
+    assert "On the bump, SparKerDetector (reference mode) ranks the anomalies highest" in section
+    assert "On the main table's data, kNN (k=5) ranks best" in section
+    assert "(with 39 permutations p >= 0.025)" in section
+
+    split = planted_bump_split(0)
+    results = {r.method: r for r in run_compare(split, ("sparker", "iforest", "knn"),
+                                                 n_permutations=19, progress=None)}
+    assert results["sparker"].auroc > 0.95
+    assert max(results["iforest"].auroc, results["knn"].auroc) < 0.85
+    # the reading follows the numbers: were kNN best, the section would say so
+    results["knn"].auroc = 1.0
+    text = bump_section(split, list(results.values()), [])
+    assert "On the bump, kNN (k=5) ranks the anomalies highest (AUROC 1.000" in text
+    assert "main table" not in text
+
+
+@pytest.mark.parametrize("flag", ["--no-bump", "--quick"])
+def test_the_section_can_be_skipped(flag, capsys):
+    from skhyper.compare import main
+
+    assert main(["--normal-class", "3", "--methods", "knn", flag]) == 0
+    assert "collective anomaly" not in capsys.readouterr().out
