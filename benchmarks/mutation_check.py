@@ -941,6 +941,22 @@ MUTATIONS: tuple[Mutation, ...] = (
         "a CSV's non-numeric column is named by its place among the features",
         ("tests/test_first_contact.py",),
     ),
+    Mutation(
+        "compare-bump-best-is-worst",
+        "skhyper/compare.py",
+        "best = max(means, key=lambda m: means[m])",
+        "best = min(means, key=lambda m: means[m])",
+        "the main job's reading names the worst method as the best",
+        ("tests/test_first_contact.py",),
+    ),
+    Mutation(
+        "planted-bump-far-out",
+        "skhyper/datasets.py",
+        "bump = rng.normal([1.5, 1.5, 0.0, 0.0], 0.1, size=(n_bump, 4))",
+        "bump = rng.normal([3.0, 3.0, 0.0, 0.0], 0.1, size=(n_bump, 4))",
+        "the planted bump sits in the tail, where one-class detectors find it too",
+        ("tests/test_first_contact.py",),
+    ),
 )
 
 
