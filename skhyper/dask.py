@@ -1,6 +1,6 @@
 """Scale-out with dask: score a fitted detector block by block on a cluster.
 
-Needs the optional extra ``pip install "skhyper[dask]"``; dask is imported
+Needs the optional extra ``pip install -e ".[dask]"``; dask is imported
 only when a function here is called, never at ``import skhyper``.
 
 Two more pieces of skhyper run on dask through joblib, with nothing from
@@ -103,7 +103,7 @@ def score_blocks(estimator: Any, X: Any, method: str = "score_samples") -> Any:
         import dask.array as da
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ImportError(
-            'skhyper.dask needs dask: pip install "skhyper[dask]" '
+            'skhyper.dask needs dask: pip install -e ".[dask]" '
             '(or pip install "dask[distributed]")'
         ) from exc
     if method not in _METHODS:

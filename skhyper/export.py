@@ -1,6 +1,6 @@
 """Export of a fitted detector's ``score_samples`` to an ONNX graph.
 
-Needs the optional extra ``pip install "skhyper[onnx]"``; onnx is imported
+Needs the optional extra ``pip install -e ".[onnx]"``; onnx is imported
 only when :func:`to_onnx` is called, never at ``import skhyper``.
 
 The graph is written node by node with ``onnx.helper`` from the fitted
@@ -188,7 +188,7 @@ def to_onnx(
     try:
         import onnx
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError('skhyper.export needs onnx: pip install "skhyper[onnx]"') from exc
+        raise ImportError('skhyper.export needs onnx: pip install -e ".[onnx]"') from exc
 
     g = _Graph(onnx)
     x = g.cast("X", np.float64) if np.dtype(dtype) == np.float32 else "X"

@@ -21,7 +21,7 @@ eight times slower here. Here the cluster is a
     client = Client("tcp://scheduler-address:8786")
 
 and keep the rest. Run it with ``python dask_gridsearch.py``
-(``pip install "skhyper[dask]"``).
+(``pip install -e ".[dask]"``).
 """
 
 import joblib
