@@ -100,9 +100,10 @@ def test_fitted_weights_are_clamped_and_half_where_the_ends_agree():
                                                [0.25, 0.25]], rtol=1e-15)
 
 
-@pytest.mark.parametrize("max_points, max_rows", [(1, 1), (7, 2), (3, 1000)])
+@pytest.mark.parametrize("max_points, max_rows", [(1, 1), (7, 2), (3, 1000), (1, 0)])
 def test_chunks_do_not_change_the_result(max_points, max_rows):
-    """Rows are integrated alike whatever the chunks of points and rows."""
+    """Rows are integrated alike whatever the chunks of points and rows (a budget below
+    one row still takes one row at a time)."""
     rows = np.vstack([X, [[0.5, 0.7, -0.2]]])
 
     def f(points, r):
