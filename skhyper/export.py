@@ -196,10 +196,9 @@ def to_onnx(
         out = _sparker_graph(g, x, detector)
     else:
         out = _compvae_graph(g, x, detector, score)
-    # rows are scored independently: a NaN row gives NaN, whatever its path did
-    has_nan = g.op("ReduceMax", g.cast(g.op("IsNaN", x), np.int64), axes=[1], keepdims=0)
-    has_nan = g.cast(has_nan, bool)
-    out = g.op("Where", has_nan, g.const(np.nan, np.float64), out, name="score_samples")
+    # a NaN propagates through every step to its own row's score (no step mixes
+    # rows or indexes a table with it); the label needs the row's flag
+    out = g.op("Identity", out, name="score_samples")
     helper = onnx.helper
     outputs = [
         helper.make_tensor_value_info("score_samples", onnx.TensorProto.DOUBLE, ["n_samples"])
@@ -208,6 +207,8 @@ def to_onnx(
         1.0, abs(float(detector.offset_)), float(np.max(np.abs(detector.training_scores_)))
     )
     if with_labels:
+        has_nan = g.op("ReduceMax", g.cast(g.op("IsNaN", x), np.int64), axes=[1], keepdims=0)
+        has_nan = g.cast(has_nan, bool)
         decision = g.op(
             "Sub", out, g.const(float(detector.offset_), np.float64), name="decision_function"
         )
