@@ -46,7 +46,7 @@ INPUT_CLIP = 1e3
 # summed over up to a million features, stays finite in float32.
 RAW_CLIP = 1e15
 
-#: The authors' configuration (doc/compvae.md): ``CompVAEDetector(**PAPER_PARAMS)``.
+#: The authors' configuration (:doc:`/compvae`): ``CompVAEDetector(**PAPER_PARAMS)``.
 #: Their conv widths apply with ``image_shape``; their 300 epochs are about 7,000
 #: steps for 6,000 rows (75k on CIFAR-10 with a smaller batch).
 PAPER_PARAMS: dict[str, Any] = {
@@ -73,7 +73,7 @@ class CompVAEDetector(BaseTorchDetector):
     rows (a training row is scored without its own entry); the model's
     reconstruction error can be used too, alone or combined with it.
 
-    Read more in ``doc/compvae.md``.
+    Read more in :doc:`/compvae`.
 
     Parameters
     ----------
@@ -97,7 +97,7 @@ class CompVAEDetector(BaseTorchDetector):
         each first standardised by the median and interquartile range of the
         training rows' own scores (kNN left-one-out). The default was chosen
         on the mean AUROC over tuning splits of the tabular, embedding and
-        Fashion-MNIST benchmarks (``doc/compvae.md``).
+        Fashion-MNIST benchmarks (:doc:`/compvae`).
 
     hidden_layer_sizes : tuple of int, default=(128, 64)
         Widths of the MLP encoder's hidden layers (the decoder mirrors them).
@@ -113,7 +113,9 @@ class CompVAEDetector(BaseTorchDetector):
         the time per step on a CPU.
 
     n_neighbors : int, default=3
-        Number of training latent means averaged in the score.
+        Number of training latent means averaged in the score. A training
+        row is scored without its own entry, so ``fit`` needs at least
+        ``n_neighbors + 1`` rows.
 
     knn_backend : {"auto", "exact", "pynndescent", "faiss", "faiss-ivf"}, \
 default="auto"
@@ -121,7 +123,7 @@ default="auto"
         ``"pynndescent"``: approximate nearest neighbours (needs the
         ``pynndescent`` package); ``"faiss"``: faiss's flat index, exact (the
         scores are those of ``"exact"``), and ``"faiss-ivf"`` its inverted-file
-        index, approximate (both need ``pip install "skhyper[faiss]"``);
+        index, approximate (both need ``pip install -e ".[faiss]"``);
         ``"auto"``: exact when the training set has at most 100,000 rows, else
         ``"faiss"`` up to 300,000 rows and ``"faiss-ivf"`` above when faiss is
         installed, ``"pynndescent"`` when it is not.
@@ -390,14 +392,12 @@ default="auto"
         with fit_context(self):
             return self._fit_validated(X, y)
 
+    def _min_fit_samples(self) -> int:
+        # each training row is scored against its n_neighbors nearest others
+        return self.n_neighbors + 1
+
     def _fit(self, X: np.ndarray, y: Any, context: FitContext) -> tuple[np.ndarray, None]:
         n_samples, n_features = X.shape
-        if self.n_neighbors >= n_samples:
-            raise ValueError(
-                f"n_neighbors={self.n_neighbors} must be smaller than the number of "
-                f"training samples ({n_samples}): each training row is scored "
-                "without its own entry."
-            )
         hidden = self._check_hidden()
         image_shape = self._check_image_shape(n_features)
         channels = self._check_channels()

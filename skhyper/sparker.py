@@ -257,8 +257,8 @@ class SparKerDetector(BaseTorchDetector):
     Notes
     -----
     The defaults were chosen by measuring power on planted Gaussian bumps
-    and on CMS dimuon events (``doc/sparker.md`` gives the runs); power
-    beside a classifier test and an MMD test is in ``doc/benchmarks.md``.
+    and on CMS dimuon events (:doc:`/sparker` gives the runs); power
+    beside a classifier test and an MMD test is in :doc:`/benchmarks`.
 
     ``X_ref`` is fit metadata. With metadata routing off, ``Pipeline`` and
     ``GridSearchCV`` pass it whole when its length differs from ``len(X)``;

@@ -282,7 +282,7 @@ def test_other_dtypes_and_dataframes(dtype):
         (sp.csr_matrix(np.ones((10, 3))), "[Ss]parse"),
         (np.ones((10, 3)) + 1j, "[Cc]omplex"),
         (np.array([["a", "b"]] * 10, dtype=object), "string|float"),
-        (np.ones((3, 3)), "n_neighbors=3 must be smaller"),
+        (np.ones((3, 3)), "a minimum of 4 is required"),
     ],
 )
 def test_bad_fit_input(X, match):

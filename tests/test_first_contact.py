@@ -114,3 +114,92 @@ def test_the_section_can_be_skipped(flag, capsys):
 
     assert main(["--normal-class", "3", "--methods", "knn", flag]) == 0
     assert "collective anomaly" not in capsys.readouterr().out
+
+
+# -- the docs ------------------------------------------------------------------------
+
+# an install of one of skhyper's extras, anywhere a user reads it
+EXTRA_INSTALL = re.compile(r"""pip install (?:-e )?\\?["']?(?:skhyper|\.)\[\w+\]\\?["']?""")
+# the one spelling (a backslash before the quotes inside a Python string)
+ONE_WAY = re.compile(r'pip install -e (\\?)"\.\[(\w+)\]\1"')
+
+
+def _user_facing_files():
+    doc = ROOT / "doc"
+    skip = {"_build", "auto_examples", "gen_modules"}
+    yield ROOT / "README.md"
+    for path in sorted(doc.rglob("*")):
+        if path.suffix in (".rst", ".md", ".py", ".txt") and not skip & set(path.parts):
+            yield path
+    yield from sorted((ROOT / "skhyper").rglob("*.py"))
+
+
+def test_extras_install_is_spelled_one_way():
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    section = pyproject.split("[project.optional-dependencies]", 1)[1].split("\n[", 1)[0]
+    extras = set(re.findall(r"^([\w-]+) = \[", section, flags=re.M))
+    assert {"onnx", "dask", "tests"} <= extras
+    seen = {}
+    for path in _user_facing_files():
+        for found in EXTRA_INSTALL.findall(path.read_text()):
+            seen.setdefault(found, path.relative_to(ROOT))
+    assert {'pip install -e ".[onnx]"', 'pip install -e ".[dask]"'} <= set(seen)
+    for command, path in seen.items():
+        match = ONE_WAY.fullmatch(command)
+        assert match and match.group(2) in extras, f"{path}: {command}"
+
+
+def _public_docstrings():
+    """(module path, text) of every docstring and ``#:`` comment of the public
+    modules, which the API pages render."""
+    import ast
+
+    for path in sorted((ROOT / "skhyper").glob("*.py")):
+        if path.name.startswith("_"):
+            continue
+        source = path.read_text()
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef)):
+                doc = ast.get_docstring(node, clean=False)
+                if doc:
+                    yield path.name, doc
+        for line in source.splitlines():
+            if line.lstrip().startswith("#:"):
+                yield path.name, line
+
+
+def test_api_pages_link_the_design_notes():
+    """A design note named in a docstring is a :doc: link whose page exists (a bare
+    ``doc/compvae.md`` rendered as plain text on the API pages)."""
+    links = []
+    for name, text in _public_docstrings():
+        bare = re.findall(r"doc/\w+\.md", text)
+        assert not bare, f"skhyper/{name}: {bare[0]} is plain text in the docs; use :doc:"
+        links += re.findall(r":doc:`(?:[^`<]*<)?/?([\w/]+)>?`", text)
+    assert {"compvae", "sparker", "benchmarks"} <= set(links)
+    for target in links:
+        assert any((ROOT / "doc" / f"{target}{ext}").exists() for ext in (".rst", ".md")), target
+
+
+# -- the fewest rows a fit takes -------------------------------------------------------
+
+
+def test_the_stated_minimum_of_rows_is_the_true_one():
+    import numpy as np
+
+    from skhyper import CompVAEDetector, SparKerDetector, VMFDetector
+
+    X = np.random.default_rng(0).normal(size=(6, 3))
+    for cls in (CompVAEDetector, VMFDetector):
+        for k in (1, 3):
+            params = dict(n_neighbors=k, epochs=1, random_state=0)
+            for n in range(1, k + 1):
+                with pytest.raises(ValueError, match=rf"a minimum of {k + 1} is required"):
+                    cls(**params).fit(X[:n])
+            # the minimum itself fits and scores
+            det = cls(**params).fit(X[: k + 1])
+            assert np.all(np.isfinite(det.score_samples(X)))
+    with pytest.raises(ValueError, match="a minimum of 2 is required"):
+        SparKerDetector(n_permutations=0).fit(X[:1], X_ref=X)
+    det = SparKerDetector(n_permutations=0, n_steps=5, random_state=0).fit(X[:2], X_ref=X)
+    assert np.all(np.isfinite(det.score_samples(X)))

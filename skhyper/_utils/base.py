@@ -220,13 +220,17 @@ class BaseTorchDetector(OutlierMixin, BaseEstimator, metaclass=ABCMeta):
             self.training_scores_, 100.0 * contamination, self._training_weights
         )
 
+    def _min_fit_samples(self) -> int:
+        """The fewest training rows ``fit`` accepts (its error says this number)."""
+        return 2
+
     def _validate_fit_data(self, X: Any, **kwargs: Any) -> np.ndarray:
         reject_sparse(X)
         return validate_data(
             self,
             X,
             dtype=[np.float64, np.float32],
-            ensure_min_samples=2,
+            ensure_min_samples=self._min_fit_samples(),
             **kwargs,
         )
 
