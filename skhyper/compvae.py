@@ -458,7 +458,10 @@ default="auto"
                     x_hat = model.decode_mean(model.encode(Z_val)[0])
                     return float(row_reconstruction_error(x_hat, Z_val).mean())
 
-            with Progress(epochs, name, self.verbose) as bar:
+            # the conv net trains on one thread: its gradients change with the count
+            with Progress(epochs, name, self.verbose) as bar, cpu_threads(
+                single=image_shape is not None
+            ):
                 history = train_vae(
                     model,
                     regulariser,
@@ -724,7 +727,7 @@ default=("knn", "reconstruction", "combined")
         X = self._validate_predict_data(X)
         device = self._inference_device()
         out = {name: np.empty(X.shape[0], dtype=np.float64) for name in anomaly_scores}
-        with cpu_threads():
+        with cpu_threads(X.size):
             for sl in gen_batches(X.shape[0], self._batch_size):
                 Z = self._scaled(X[sl])
                 own = self._training_rows.find(X[sl])
@@ -757,7 +760,7 @@ default=("knn", "reconstruction", "combined")
         mu : ndarray of shape (n_samples, latent_dim), dtype float64
         """
         X = self._validate_predict_data(X)
-        with cpu_threads():
+        with cpu_threads(X.size):
             mu = self._encode(self.model_, self._scaled(X), self._inference_device())[0]
         return mu.double().cpu().numpy()
 
@@ -877,7 +880,7 @@ default=("knn", "reconstruction", "combined")
             return distance
 
         total = np.zeros(X.shape, dtype=np.float64)
-        with cpu_threads():
+        with cpu_threads(X.size):
             Z = self._scaled(X)
             own = torch.as_tensor(self._training_rows.find(X), device=device)
             for model, bank, scales, member in zip(

@@ -517,7 +517,7 @@ class SparKerDetector(BaseTorchDetector):
         out = np.empty((X.shape[0], M), dtype=np.float64)
         far = np.zeros(X.shape[0], dtype=bool)
         clip = self.transform_.clip
-        with torch.no_grad(), cpu_threads():
+        with torch.no_grad(), cpu_threads(X.shape[0] * M * d):
             # transformed batch by batch, so memory is bounded by the batch
             for sl in gen_batches(X.shape[0], rows):
                 Z = self.transform_.transform(np.asarray(X[sl], dtype=np.float64))
@@ -640,7 +640,7 @@ class SparKerDetector(BaseTorchDetector):
         def log_ratio(path: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
             return self.kernels_(path, self.width_)[0]
 
-        with cpu_threads():
+        with cpu_threads(X.shape[0] * M * d * n_segments):
             Z = torch.from_numpy(self.transform_.transform(np.asarray(X, dtype=np.float64)))
             contributions = integrated_gradients(
                 log_ratio,

@@ -9,6 +9,8 @@ running at the same time in threads do not disturb each other.
 from __future__ import annotations
 
 import math
+import os
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -72,23 +74,99 @@ def allowed_cpus() -> int:
     return max(1, int(joblib.cpu_count()))
 
 
-@contextmanager
-def cpu_threads() -> Iterator[int]:
-    """Torch's intra-op threads for one fit or scoring call.
+# Below this many input numbers (rows x features) a call runs on one thread
+# without looking at the machine: a second thread gains nothing there
+# (benchmarks/bench_threads.py).
+SMALL_WORK = 2**14
 
-    Torch's own count, which follows OpenMP's limit (so
-    ``threadpoolctl.threadpool_limits(n)`` around a call sets it), capped at
-    :func:`allowed_cpus`: in a container with a CPU quota, torch would start a
-    thread per core of the host. The count is put back afterwards.
+
+def _procs_running() -> int | None:
+    """Runnable threads on the machine now (Linux's /proc/stat), else None."""
+    try:
+        with open("/proc/stat", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"procs_running "):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def _own_running() -> int:
+    """This process's threads that are runnable now (at least the caller)."""
+    running = 0
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        return 1
+    for task in tasks:
+        try:
+            with open(f"/proc/self/task/{task}/stat", "rb") as fh:
+                stat = fh.read()
+        except OSError:
+            continue
+        # the state letter follows the command name's closing parenthesis
+        end = stat.rfind(b")")
+        running += stat[end + 2 : end + 3] == b"R"
+    return max(1, running)
+
+
+def busy_cpus(samples: int = 3) -> int:
+    """CPUs other processes are running on now: runnable threads not ours.
+
+    The smallest count over a few samples a millisecond apart, so that a
+    thread that runs for an instant is not taken for a busy CPU; 0 where the
+    system does not say (outside Linux).
+    """
+    counts = []
+    for i in range(samples):
+        if i:
+            time.sleep(1e-3)
+        total = _procs_running()
+        if total is None:
+            return 0
+        counts.append(max(0, total - _own_running()))
+    return min(counts)
+
+
+def thread_count(work: float = math.inf, *, limit: int | None = None) -> int:
+    """Torch's intra-op threads for a call that processes ``work`` input numbers.
+
+    The policy (``doc/guide/practical.rst``, "Threads"):
+
+    - the user's limit comes first: torch's own count, which follows
+      ``torch.set_num_threads``, ``OMP_NUM_THREADS`` and
+      ``threadpoolctl.threadpool_limits``, capped at :func:`allowed_cpus`;
+    - small work (under :data:`SMALL_WORK` numbers) runs on one thread;
+    - other work takes the allowed CPUs that no other process is running on
+      at the start of the call, at least one. OpenMP threads wait for each
+      other at every operation, so a thread that shares its CPU with another
+      job holds all the others back (ten times slower and more).
+    """
+    if limit is None:
+        limit = min(torch.get_num_threads(), allowed_cpus())
+    if limit <= 1 or work < SMALL_WORK:
+        return 1
+    return max(1, min(limit, allowed_cpus() - busy_cpus()))
+
+
+@contextmanager
+def cpu_threads(work: float = math.inf, *, single: bool = False) -> Iterator[int]:
+    """Torch's intra-op threads for one fit or scoring call: :func:`thread_count`.
+
+    ``single=True`` runs on one thread whatever the machine: the conv net's
+    training, whose gradients change with the thread count (oneDNN splits
+    its reductions by thread), so that a fit is the same on every machine.
+    The count is put back afterwards.
     """
     current = torch.get_num_threads()
-    allowed = min(current, allowed_cpus())
-    if allowed != current:
-        torch.set_num_threads(allowed)
+    wanted = 1 if single else thread_count(work, limit=min(current, allowed_cpus()))
+    if wanted != current:
+        torch.set_num_threads(wanted)
     try:
-        yield allowed
+        yield wanted
     finally:
-        if allowed != current:
+        if wanted != current:
             torch.set_num_threads(current)
 
 
