@@ -218,25 +218,24 @@ def dominating_rows(
     units; the rows named are those more than one scale unit from the
     median. Returns ``(feature, rows of X, rows of R)`` per such feature.
     """
-    samples = [(Z, np.ones(Z.shape[0])) for Z in ([] if R is None else [transform.transform(R)])]
     ZX = transform.transform(X)
+    ZR = np.empty((0, X.shape[1])) if R is None else transform.transform(R)
+    rows, weights = [ZR], [np.ones(ZR.shape[0])]
     if not fitted_on_reference or R is None:
-        samples.insert(0, (ZX[w > 0], w[w > 0]))
-    Z = np.vstack([z for z, _ in samples])
+        rows.append(ZX[w > 0])
+        weights.append(w[w > 0])
     q25, q50, q75 = weighted_quantiles(
-        Z, np.concatenate([v for _, v in samples]), np.array([0.25, 0.5, 0.75])
+        np.vstack(rows), np.concatenate(weights), np.array([0.25, 0.5, 0.75])
     )
     iqr = q75 - q25
-    found = []
-    for j in np.flatnonzero((iqr > 0) & (iqr < _BULK_IQR_MIN)):
-        far_x = np.flatnonzero((np.abs(ZX[:, j] - q50[j]) > 1.0) & (w > 0))
-        far_r = (
-            np.empty(0, dtype=int)
-            if R is None
-            else np.flatnonzero(np.abs(samples[-1][0][:, j] - q50[j]) > 1.0)
+    return [
+        (
+            int(j),
+            np.flatnonzero((np.abs(ZX[:, j] - q50[j]) > 1.0) & (w > 0)),
+            np.flatnonzero(np.abs(ZR[:, j] - q50[j]) > 1.0),
         )
-        found.append((int(j), far_x, far_r))
-    return found
+        for j in np.flatnonzero((iqr > 0) & (iqr < _BULK_IQR_MIN))
+    ]
 
 
 def warn_if_dominated(
