@@ -224,7 +224,7 @@ class FaissKNN:
             import faiss
         except ImportError as exc:  # pragma: no cover - depends on the environment
             raise ImportError(
-                "knn_backend='faiss' needs the faiss package: pip install \"skhyper[faiss]\""
+                "knn_backend='faiss' needs the faiss package: pip install -e \".[faiss]\""
             ) from exc
         self.bank = bank.detach().cpu()
         self.ivf, self.seed = bool(ivf), int(seed)
