@@ -121,3 +121,15 @@ def test_a_random_state_keeps_its_stream():
     generator.uniform(size=5)
     back = from_plain(to_plain(generator))
     np.testing.assert_array_equal(back.uniform(size=4), generator.uniform(size=4))
+
+
+def test_tensors_and_modules_go_to_the_device_asked_for():
+    """``from_plain(..., device)`` puts tensors and modules there (the meta device stands
+    in for a GPU here); without one, on the CPU."""
+    plain = to_plain({"t": torch.ones(2), "m": build_vae(6, 4, (16,), None, False)})
+    meta = from_plain(plain, torch.device("meta"))
+    assert meta["t"].device.type == "meta"
+    assert all(p.device.type == "meta" for p in meta["m"].parameters())
+    cpu = from_plain(plain)
+    assert cpu["t"].device.type == "cpu"
+    assert all(p.device.type == "cpu" for p in cpu["m"].parameters())
