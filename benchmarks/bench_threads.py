@@ -1,21 +1,27 @@
-"""A CompVAE fit and score on a machine busy with another job (doc/benchmarks.md, "threads").
+"""Threads alone and beside a busy process (doc/benchmarks.md, "threads").
 
-Each condition runs in a fresh process: a default ``CompVAEDetector`` fitted
-on 20,000 x 20 rows and scoring them, timed (1) alone, with torch's default
-threads; (2) while a competing process keeps every core busy with its own
-multi-threaded torch work, with the default threads; (3) the same competitor,
-the fit and scoring run inside ``threadpoolctl.threadpool_limits(1)``, the
-documented way to limit skhyper's threads (torch follows OpenMP's limit, and
-skhyper caps it at the CPU quota).
+Each workload runs in a fresh process, timed under four conditions: alone or
+beside one competing process that keeps one core busy (a Python loop, as a
+browser, a build or a second notebook would), and with skhyper's default
+threads or with ``torch.set_num_threads(1)`` set by the user. Workloads:
+
+- ``compvae_small``: a default CompVAEDetector fitted on 250 digits, scoring all 1,797;
+- ``compvae_conv``: the same with the conv net (``image_shape=(1, 8, 8)``);
+- ``sparker_small``: the README's ``sparker_test`` (1,000 data rows, 4,000 reference, d 4);
+- ``sparker_50k``: the 100-permutation test at N_D 10,000, N_R 50,000, d 8;
+- ``main_job``: ``python -m skhyper compare`` (the digits table and the bump section).
 
     python benchmarks/bench_threads.py
+    python benchmarks/bench_threads.py --workloads compvae_small,sparker_small --code-dir ../old
 
-Writes benchmarks/results/threads[_<tag>].{csv,md}: one run.
+``--code-dir`` times another checkout's package (e.g. the code before a
+change) with the same workloads. Writes benchmarks/results/threads[_<tag>].{csv,md}.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -25,37 +31,65 @@ import _common as C
 
 WORK = r"""
 import json, sys, time
+code_dir, workload, mode = sys.argv[1], sys.argv[2], sys.argv[3]
+sys.path.insert(0, code_dir)
 import numpy as np
-from threadpoolctl import threadpool_limits
-from skhyper import CompVAEDetector
-
-n_rows, limit = int(sys.argv[1]), sys.argv[2]
-rng = np.random.default_rng(0)
-X = rng.normal(size=(n_rows, 20))
-limits = threadpool_limits(limits=int(limit)) if limit != "none" else None
-t0 = time.perf_counter()
-det = CompVAEDetector(random_state=0).fit(X)
-det.score_samples(X)
-seconds = time.perf_counter() - t0
-print(json.dumps({"seconds": seconds}))
-"""
-
-# another job's torch work on every core until killed
-COMPETITOR = r"""
 import torch
-a = torch.randn(600, 600)
-while True:
-    a = torch.tanh(a @ a.T / 600.0)
+if mode == "one":
+    torch.set_num_threads(1)
+import skhyper
+assert skhyper.__file__.startswith(code_dir), skhyper.__file__
+from sklearn.datasets import load_digits
+
+t0 = time.perf_counter()
+if workload in ("compvae_small", "compvae_conv"):
+    from skhyper import CompVAEDetector
+    X = load_digits().data
+    shape = (1, 8, 8) if workload == "compvae_conv" else None
+    CompVAEDetector(random_state=0, image_shape=shape).fit(X[:250]).score_samples(X)
+elif workload == "sparker_small":
+    from skhyper.stats import sparker_test
+    rng = np.random.default_rng(0)
+    reference = rng.normal(size=(4000, 4))
+    data = np.r_[rng.normal(size=(970, 4)), rng.normal([1.5, 1.5, 0, 0], 0.1, size=(30, 4))]
+    sparker_test(data, reference, random_state=0)
+elif workload == "sparker_50k":
+    from skhyper.stats import sparker_test
+    rng = np.random.default_rng(0)
+    sparker_test(rng.normal(size=(10_000, 8)), rng.normal(size=(50_000, 8)),
+                 n_permutations=100, random_state=0)
+else:
+    raise SystemExit(f"unknown workload {workload}")
+print(json.dumps({"seconds": time.perf_counter() - t0}))
 """
 
+WORKLOADS = ("compvae_small", "compvae_conv", "sparker_small", "sparker_50k", "main_job")
 
-def run(n_rows: int, limit: str, competing: bool) -> float:
+
+def run(code_dir: str, workload: str, mode: str, busy: bool, timeout: float) -> float | None:
+    """Seconds of one run, or None past ``timeout``."""
     rival = None
-    if competing:
-        rival = subprocess.Popen([sys.executable, "-c", COMPETITOR])
-        time.sleep(3.0)  # let it start its threads
+    if busy:
+        rival = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        time.sleep(1.0)
+    env = dict(os.environ, PYTHONPATH=code_dir)
+    if workload == "main_job":
+        cmd = [sys.executable, "-c",
+               "import sys, torch\n"
+               "if sys.argv[1] == 'one': torch.set_num_threads(1)\n"
+               "from skhyper.compare import main\nmain([])", mode]
+    else:
+        cmd = [sys.executable, "-c", WORK, code_dir, workload, mode]
     try:
-        return C.run_child(WORK, n_rows, limit)["seconds"]
+        t0 = time.perf_counter()
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env,
+                             cwd=code_dir, check=True)
+        seconds = time.perf_counter() - t0
+        if workload != "main_job":
+            seconds = json.loads(out.stdout.strip().splitlines()[-1])["seconds"]
+        return seconds
+    except subprocess.TimeoutExpired:
+        return None
     finally:
         if rival is not None:
             rival.kill()
@@ -64,28 +98,31 @@ def run(n_rows: int, limit: str, competing: bool) -> float:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--rows", type=int, default=20_000)
+    p.add_argument("--workloads", default=",".join(WORKLOADS))
+    p.add_argument("--code-dir", default=C.REPO,
+                   help="checkout whose skhyper is timed (default: this one)")
+    p.add_argument("--timeout", type=float, default=120.0,
+                   help="seconds per run; a slower run is reported as '> timeout'")
     p.add_argument("--tag", default="")
     args = p.parse_args()
+    code_dir = os.path.abspath(args.code_dir)
     rows = []
-    for label, limit, competing in [
-        ("alone, default threads", "none", False),
-        ("busy machine, default threads", "none", True),
-        ("busy machine, threadpool_limits(1)", "1", True),
-    ]:
-        seconds = run(args.rows, limit, competing)
-        rows.append({"condition": label, "rows": args.rows, "fit_score_seconds": round(seconds, 1)})
-        print(rows[-1], flush=True)
-    alone = rows[0]["fit_score_seconds"]
-    for r in rows:
-        r["vs_alone"] = round(r["fit_score_seconds"] / alone, 2)
-    header = ["condition", "rows", "fit_score_seconds", "vs_alone"]
+    for workload in args.workloads.split(","):
+        row: dict = {"workload": workload}
+        for busy in (False, True):
+            for mode in ("default", "one"):
+                seconds = run(code_dir, workload, mode, busy, args.timeout)
+                key = f"{'busy' if busy else 'alone'}_{mode}"
+                row[key] = f"> {args.timeout:.0f}" if seconds is None else round(seconds, 2)
+                print(workload, key, row[key], flush=True)
+        rows.append(row)
+    header = ["workload", "alone_default", "alone_one", "busy_default", "busy_one"]
     lines = [
-        "## Threads: a CompVAE fit and score beside a competing job",
+        "## Threads: alone and beside a busy process",
         "",
-        f"A default CompVAEDetector fitted on {args.rows:,} x 20 rows and scoring them, in a "
-        "fresh process per condition; the competitor is another process running torch "
-        f"matrix products on all {os.cpu_count()} cores with torch's default threads.  ",
+        "Seconds per run, each in a fresh process: alone or beside one process spinning on "
+        "one core, with skhyper's default threads or `torch.set_num_threads(1)`. "
+        f"Code timed: `{os.path.basename(code_dir)}`.  ",
         C.environment_line() + "  ",
         "",
         *C.markdown_table(header, rows),
