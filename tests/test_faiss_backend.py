@@ -87,6 +87,19 @@ def test_pickled_faiss_bank_scores_the_same(backend):
     np.testing.assert_array_equal(again.score_samples(Q), det.score_samples(Q))
 
 
+@pytest.mark.parametrize("backend", ["faiss", "faiss-ivf"])
+def test_model_file_keeps_the_faiss_backend(backend, tmp_path):
+    from skhyper import persistence
+
+    X = blobs(n=300)
+    det = CompVAEDetector(**{**SMALL, "knn_backend": backend}).fit(X)
+    persistence.save(det, tmp_path / "model.skhyper")
+    again = persistence.load(tmp_path / "model.skhyper")
+    assert again._banks[0].backend == backend
+    Q = X[:40] + 0.2
+    np.testing.assert_array_equal(again.score_samples(Q), det.score_samples(Q))
+
+
 def test_auto_picks_faiss_for_large_banks(monkeypatch):
     assert AUTO_FAISS_FLAT_MAX_BANK == 300_000
     monkeypatch.setattr(neighbors, "faiss_available", lambda: True)
