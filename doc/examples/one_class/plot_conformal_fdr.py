@@ -103,4 +103,4 @@ plt.show()
 # Benjamini–Hochberg's bound ``0.9 * fdr``, since the training rows score as
 # a little more normal than new rows drawn like them.
 # ``benchmarks/results/conformal_fdr.md`` repeats this over 200 splits of two
-# larger data sets.
+# ADBench data sets (cardio and breastw).
