@@ -65,6 +65,10 @@ def test_devices_and_tensors_round_trip():
     back = from_plain(plain)
     assert back["d"] == torch.device("cpu")
     torch.testing.assert_close(back["t"], torch.arange(4.0).reshape(2, 2).T)
+    # inside lists and tuples too
+    back = from_plain(to_plain(([torch.device("cpu")], (torch.ones(1), 2))))
+    assert back[0] == [torch.device("cpu")] and isinstance(back[1], tuple)
+    assert isinstance(back[1][0], torch.Tensor) and back[1][1] == 2
 
 
 def _conv_vae():
