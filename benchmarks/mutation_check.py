@@ -73,6 +73,39 @@ SPK = "skhyper/_sparker"
 COMPVAE_TESTS = ("tests/test_compvae.py", "tests/test_base.py")
 
 MUTATIONS: tuple[Mutation, ...] = (
+    # -- threads ---------------------------------------------------------------------
+    Mutation(
+        "threads-small-work-ignored",
+        "skhyper/_utils/runtime.py",
+        "if limit <= 1 or work < SMALL_WORK:",
+        "if limit <= 1:",
+        "small scoring calls take every free CPU",
+        ("tests/test_threads.py",),
+    ),
+    Mutation(
+        "threads-busy-cpus-ignored",
+        "skhyper/_utils/runtime.py",
+        "return max(1, min(limit, allowed_cpus() - busy_cpus()))",
+        "return max(1, min(limit, allowed_cpus()))",
+        "a call beside a busy process still takes every allowed CPU",
+        ("tests/test_threads.py",),
+    ),
+    Mutation(
+        "threads-conv-training-threaded",
+        "skhyper/compvae.py",
+        "single=image_shape is not None",
+        "single=False",
+        "the conv net trains on the chosen threads (fits change with the count)",
+        ("tests/test_threads.py",),
+    ),
+    Mutation(
+        "threads-own-threads-counted-busy",
+        "skhyper/_utils/runtime.py",
+        "counts.append(max(0, total - _own_running()))",
+        "counts.append(max(0, total - 1))",
+        "this process's own running threads are taken for other processes",
+        ("tests/test_threads.py",),
+    ),
     # -- the mutations of the issue ------------------------------------------------
     Mutation(
         "split-trains-on-validation",

@@ -143,3 +143,16 @@ def test_mlp_and_sparker_do_not_depend_on_the_thread_count(two_cpus):
         return det.score_samples(data)
 
     np.testing.assert_array_equal(_with_threads(1, detector), _with_threads(2, detector))
+
+
+def test_busy_cpus_counts_other_processes_only(monkeypatch):
+    """Runnable threads of this process (torch's workers) are not busy CPUs;
+    the fewest over the samples counts, so a blip is not a busy CPU."""
+    monkeypatch.setattr(runtime, "_own_running", lambda: 3)
+    monkeypatch.setattr(runtime, "_procs_running", lambda: 3)
+    assert runtime.busy_cpus() == 0
+    counts = iter([6, 4, 5])
+    monkeypatch.setattr(runtime, "_procs_running", lambda: next(counts))
+    assert runtime.busy_cpus() == 1
+    monkeypatch.setattr(runtime, "_procs_running", lambda: None)
+    assert runtime.busy_cpus() == 0
