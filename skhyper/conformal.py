@@ -17,6 +17,7 @@ from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.base import BaseEstimator, OutlierMixin, clone
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
@@ -180,6 +181,10 @@ class SplitConformalDetector(OutlierMixin, BaseEstimator):
         self : object
             The fitted calibrated detector.
         """
+        if sp.issparse(X):
+            X = X.tocsr()  # a format whose rows can be indexed
+        elif not hasattr(X, "iloc"):
+            X = np.asarray(X)  # lists and array-likes, indexed below
         n = _num_samples(X)
         n_cal = self._n_calibration(n)
         order = check_random_state(self.random_state).permutation(n)
@@ -188,7 +193,7 @@ class SplitConformalDetector(OutlierMixin, BaseEstimator):
         if weights is not None:
             weights = np.asarray(weights, dtype=np.float64)
             fit_params["sample_weight"] = weights[train]
-        y_train = None if y is None else _safe_indexing(y, train)
+        y_train = None if y is None else _safe_indexing(np.asarray(y), train)
         self.estimator_ = clone(self.estimator).fit(
             _safe_indexing(X, train), y_train, **fit_params
         )
@@ -210,7 +215,8 @@ class SplitConformalDetector(OutlierMixin, BaseEstimator):
         if n_cal < 1 or n - n_cal < 2:
             raise ValueError(
                 f"calibration_size={size!r} leaves {n_cal} calibration row(s) and "
-                f"{n - n_cal} row(s) to fit of the {n} given: at least 1 and 2 are needed."
+                f"{n - n_cal} row(s) to fit of the n_samples={n} given: at least 1 and 2 "
+                "are needed."
             )
         return n_cal
 
@@ -318,5 +324,6 @@ class SplitConformalDetector(OutlierMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         inner = self.estimator.__sklearn_tags__()
         tags.input_tags.allow_nan = inner.input_tags.allow_nan
+        tags.input_tags.sparse = inner.input_tags.sparse
         tags.non_deterministic = inner.non_deterministic
         return tags

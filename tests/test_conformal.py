@@ -319,3 +319,13 @@ def test_split_controls_fdr_over_splits():
     fdp = np.asarray(fdp)
     assert fdp.mean() <= fdr + 2 * fdp.std(ddof=1) / np.sqrt(len(fdp))
     assert fdp.max() > 0  # some false discoveries: the level is used, not avoided
+
+
+def test_split_passes_scikit_learn_estimator_checks():
+    from sklearn.ensemble import IsolationForest
+    from sklearn.utils.estimator_checks import check_estimator
+
+    det = SplitConformalDetector(IsolationForest(n_estimators=5, random_state=0), random_state=0)
+    results = check_estimator(det, on_fail=None)
+    failed = [r["check_name"] for r in results if r["status"] == "failed"]
+    assert not failed
