@@ -78,23 +78,49 @@ def main() -> int:
     p.add_argument("--n-queries", type=int, default=10_000)
     p.add_argument("--k", type=int, default=3)
     p.add_argument("--tag", default="")
+    p.add_argument("--checkpoint", default="",
+                   help="a JSON-lines file of finished cells: read at start (those cells are "
+                        "not run again), appended to")
+    p.add_argument("--skip", default="",
+                   help="cells not run, listed as such: SIZE:BACKEND,... "
+                        "(e.g. 1000000:pynndescent)")
     args = p.parse_args()
     backends = args.backends.split(",")
+    skip = {(int(c.split(":")[0]), c.split(":")[1]) for c in args.skip.split(",") if c}
     header = [
         f"latent-bank kNN backends: dim {args.dim}, {args.n_queries} new query rows, "
         f"k + 1 = {args.k + 1} neighbours, Gaussian data; one fresh process per cell",
         C.environment_line(),
     ]
     print("\n".join(header), flush=True)
+    done = {}
+    if args.checkpoint and os.path.exists(args.checkpoint):
+        with open(args.checkpoint, encoding="utf-8") as fh:
+            for line in fh:
+                row = json.loads(line)
+                done[(row["bank_size"], row["backend"])] = row
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for n in (int(s) for s in args.sizes.split(",")):
             truth = os.path.join(tmp, f"truth_{n}.npy")
             for backend in backends:
+                # the reference neighbours come from a faiss cell of this run
+                if (n, backend) in done and backend != "faiss":
+                    rows.append(done[(n, backend)])
+                    continue
+                if (n, backend) in skip:
+                    nan = float("nan")
+                    rows.append({"bank_size": n, "backend": backend, "build_s": nan,
+                                 "query_s": nan, "build_cpu_s": nan, "query_cpu_s": nan,
+                                 "recall": nan, "memory_mib": nan, "threads": "not run"})
+                    continue
                 r = C.run_child(CHILD, C.REPO, backend, n, args.dim, args.n_queries, args.k, truth)
                 row = {"bank_size": n, "backend": backend, **r}
                 rows.append(row)
                 print(json.dumps(row), flush=True)
+                if args.checkpoint and (n, backend) not in done:
+                    with open(args.checkpoint, "a", encoding="utf-8") as fh:
+                        fh.write(json.dumps(row) + "\n")
     md = ["## Latent-bank kNN backends at large banks", ""] + [f"{h}  " for h in header]
     md += ["", "Recall@(k+1) against faiss's flat index, whose neighbours are the exact ones "
            "(the exact backend's recall says so).", ""]
@@ -102,9 +128,9 @@ def main() -> int:
            "whose wall time exceeds its CPU time by far waited for a core).", ""]
     md += ["| bank size | backend | build s | build CPU s | query s | query CPU s | recall | "
            "peak memory added MiB | threads |", "|---|---|---|---|---|---|---|---|---|"]
-    md += [f"| {r['bank_size']} | {r['backend']} | {r['build_s']:.2f} | {r['build_cpu_s']:.2f} | "
-           f"{r['query_s']:.2f} | {r['query_cpu_s']:.2f} | {r['recall']:.4f} | "
-           f"{r['memory_mib']:.0f} | {r['threads']} |" for r in rows]
+    md += [f"| {r['bank_size']} | {r['backend']} | {C._f(r['build_s'], 2)} | "
+           f"{C._f(r['build_cpu_s'], 2)} | {C._f(r['query_s'], 2)} | {C._f(r['query_cpu_s'], 2)} | "
+           f"{C._f(r['recall'], 4)} | {C._f(r['memory_mib'], 0)} | {r['threads']} |" for r in rows]
     C.write_outputs("faiss_backends", args.tag, rows, "\n".join(md) + "\n")
     return 0
 
