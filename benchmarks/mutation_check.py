@@ -876,6 +876,14 @@ MUTATIONS: tuple[Mutation, ...] = (
         "a detector's select_outliers takes any fdr",
         ("tests/test_conformal.py",),
     ),
+    Mutation(
+        "split-sparse-any-format",
+        "skhyper/conformal.py",
+        "            X = X.tocsr()  # a format whose rows can be indexed",
+        "            pass",
+        "split conformal indexes sparse rows in formats that have no row indexing",
+        ("tests/test_conformal.py",),
+    ),
     # -- the exported decision and row independence ------------------------------------
     Mutation(
         "onnx-ndtri-nan-index",
