@@ -135,21 +135,33 @@ def test_rows_are_clipped_to_row_clip_scale_units():
     assert np.abs(setup.problem.Z).max() == pytest.approx(1e3, rel=1e-6)
 
 
-def test_kmeans_plus_plus_draws_by_weight_times_squared_distance():
+@pytest.mark.parametrize("scale", [1.0, 0.1])
+def test_kmeans_plus_plus_draws_by_weight_times_squared_distance(scale):
     """After the first centre, each is drawn with probability ~ w * (squared distance to
-    the nearest chosen centre). Rows 0, 2, 5 on a line, first centre at 2: the second
-    draw's cdf is (4, 4, 13) / 13 with unit weights, (8, 8, 17) / 17 with weight 2 on
-    row 0. Pins the squared distances in ``kmeans_plus_plus``."""
+    the nearest chosen centre), whatever the scale. Rows 0, 2, 5 on a line, first centre
+    at 2: the second draw's cdf is (4, 4, 13) / 13 with unit weights, (8, 8, 17) / 17 with
+    weight 2 on row 0; a third draw, after 2 and 5, (4, 4, 4) / 4. Rows all covered fall
+    back to the weights. Pins the squared distances and the fallback in
+    ``kmeans_plus_plus``."""
     from skhyper._sparker.kernels import kmeans_plus_plus, weighted_draw
 
-    X = torch.tensor([[0.0, 0.0], [2.0, 0.0], [5.0, 0.0]], dtype=torch.float64)
+    X = scale * torch.tensor([[0.0, 0.0], [2.0, 0.0], [5.0, 0.0]], dtype=torch.float64)
     first = torch.tensor([1])
     for weights, split in ((torch.ones(1, 3), 4 / 13), (torch.tensor([[2.0, 1.0, 1.0]]), 8 / 17)):
         for u, expected in ((split - 0.01, 0), (split + 0.01, 2)):
             uniforms = torch.tensor([[0.0, u]], dtype=torch.float64)
             centres = kmeans_plus_plus(X, weights.double(), uniforms, first=first)
             np.testing.assert_array_equal(centres[0].numpy(), X[[1, expected]].numpy())
+    # third centre: row 0 is the only one left uncovered
+    uniforms = torch.tensor([[0.0, 0.9, 0.5]], dtype=torch.float64)
+    centres = kmeans_plus_plus(X, torch.ones(1, 3, dtype=torch.float64), uniforms, first=first)
+    np.testing.assert_array_equal(centres[0].numpy(), X[[1, 2, 0]].numpy())
+    # every weighted row already chosen: the weights decide (not the last row)
+    w = torch.tensor([[0.0, 1.0, 0.0]], dtype=torch.float64)
+    centres = kmeans_plus_plus(X, w, torch.tensor([[0.0, 0.5]], dtype=torch.float64),
+                               first=first)
+    np.testing.assert_array_equal(centres[0].numpy(), X[[1, 1]].numpy())
+    w = torch.tensor([[1.0, 0.0, 3.0]], dtype=torch.float64)
     # the draw itself: the first index whose cumulative weight passes u * total
-    w = torch.tensor([[1.0, 0.0, 3.0]])
     draws = [int(weighted_draw(w, torch.tensor([u]))) for u in (0.0, 0.24, 0.26, 0.99)]
     assert draws == [0, 0, 2, 2]
