@@ -137,3 +137,21 @@ def test_tensors_and_modules_go_to_the_device_asked_for():
     cpu = from_plain(plain)
     assert cpu["t"].device.type == "cpu"
     assert all(p.device.type == "cpu" for p in cpu["m"].parameters())
+
+
+@pytest.mark.parametrize("size, match", [(40 * 2**20, "does not describe"),
+                                         (64 * 2**20 + 1, "too large")])
+def test_the_manifest_may_take_up_to_64_mib(size, match):
+    """A skhyper.json of 40 MiB is read (and judged by its content); past 64 MiB it is
+    refused unread."""
+    import io
+    import zipfile
+
+    from skhyper.persistence import ModelFormatError, load
+
+    body = b'{"format": "other"}'
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("skhyper.json", body + b" " * (size - len(body)))
+    with pytest.raises(ModelFormatError, match=match):
+        load(io.BytesIO(buffer.getvalue()))
