@@ -155,3 +155,14 @@ def test_class_conditional_fit_trains_on_every_row_without_validation():
     plain = CompVAEDetector(**{**SMALL, "epochs": 30, "early_stopping": True,
                                "n_iter_no_change": 1}).fit(X)
     assert "validation" in plain.history_
+
+
+def test_the_plain_vae_keeps_weight_one_and_no_ramp():
+    """compression="gaussian" (the plain VAE's KL, not calibrated): beta is 1 at every
+    epoch and the loss is reconstruction + KL, also during the ramp."""
+    params = {**SMALL, "epochs": 4, "early_stopping": False, "compression": "gaussian"}
+    h = CompVAEDetector(**params).fit(blobs(n=120)).history_
+    assert h["beta"] == [1.0] * 4
+    for epoch in range(1, 4):
+        expected = h["reconstruction"][epoch] + h["regulariser"][epoch]
+        assert h["loss"][epoch] == pytest.approx(expected, rel=1e-5)
