@@ -396,8 +396,8 @@ def summary(rows: list[tuple[Mutant, str, float, str]], total: dict[str, int]) -
     out.append("")
     out.append(f"survivors ({len(survivors)}):")
     for m, _, _, _ in survivors:
-        line = m.original.splitlines()[m.line - 1].strip()
-        out.append(f"- `{m.id}`: `{line[:90]}`")
+        before, after = m.change
+        out.append(f"- `{m.id}`: `{before[:100]}` -> `{after[:100]}`")
     return out
 
 
