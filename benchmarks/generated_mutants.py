@@ -139,6 +139,12 @@ class Mutant:
     original: str  # the whole source text of the file
     mutated: str
 
+    @property
+    def change(self) -> tuple[str, str]:
+        """The first line that differs: (original, mutated), stripped."""
+        pairs = zip(self.original.splitlines(), self.mutated.splitlines())
+        return next(((a.strip(), b.strip()) for a, b in pairs if a != b), ("", ""))
+
     def tests(self, repo: Path) -> tuple[str, ...]:
         """The area's test files (or test ids) that exist in ``repo``."""
         area = next(a for a in AREAS if a.name == self.area)
