@@ -53,6 +53,7 @@ import ast
 import io
 import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -436,6 +437,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--commit", metavar="REV",
                         help="mutate the files of this commit (e.g. HEAD) instead of the "
                              "working tree: others' unfinished edits stay out of the run")
+    parser.add_argument("--overlay", action="append", metavar="PATH", default=[],
+                        help="with --commit: copy this file of the working tree over the "
+                             "commit's (e.g. a test file written since)")
     parser.add_argument("--resume", type=Path, action="append", metavar="LOG",
                         help="take the results an earlier run printed to LOG (its "
                              "[i/N] lines) for the mutants it ran, and run only the others")
@@ -454,6 +458,9 @@ def main(argv: list[str] | None = None) -> int:
         # the copy's text is what is mutated: the tree may change under a long run
         if args.commit:
             repo = export_commit(Path(tmp), args.commit)
+            for path in args.overlay:
+                (repo / path).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(ROOT / path, repo / path)
         else:
             repo = copy_repository(Path(tmp))
         mutants = generate(repo, areas)
